@@ -1,0 +1,3 @@
+from durahub.cli import main
+
+main()

@@ -1,0 +1,263 @@
+"""gRPC adapter for durabletask's `TaskHubSidecarService`: validate, call the engine, map errors to statuses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import empty_pb2
+
+from durahub.core.rerun import RerunTargetNotFound
+from durahub.core.state import TERMINAL_STATUSES
+from durahub.core.time import ts_to_us, us_to_ts
+from durahub.engine import (
+    Engine,
+    EngineStopping,
+    is_finished,
+    is_running_or_finished,
+    is_started,
+    is_suspended_or_finished,
+)
+from durahub.protos import pb, taskhub_grpc
+from durahub.store.base import (
+    InstanceExists,
+    InstanceNotFound,
+    InstanceNotTerminal,
+    InstanceRow,
+    InstanceStalled,
+)
+
+log = logging.getLogger("durahub.grpc")
+
+T = TypeVar("T")
+
+MAX_ID_LENGTH = 1024
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 10_000
+
+
+def workflow_state(row: InstanceRow, with_payloads: bool) -> pb.WorkflowState:
+    state = pb.WorkflowState(instanceId=row.instance_id, name=row.name, workflowStatus=row.status)
+    state.createdTimestamp.CopyFrom(us_to_ts(row.created_us))
+    state.lastUpdatedTimestamp.CopyFrom(us_to_ts(row.updated_us))
+    if row.execution_id:
+        state.executionId.value = row.execution_id
+    if row.completed_us is not None:
+        state.completedTimestamp.CopyFrom(us_to_ts(row.completed_us))
+    if row.parent_instance_id:
+        state.parentInstanceId.value = row.parent_instance_id
+    if with_payloads:
+        if row.input is not None:
+            state.input.value = row.input
+        if row.output is not None:
+            state.output.value = row.output
+        if row.custom_status is not None:
+            state.customStatus.value = row.custom_status
+        if row.failure is not None:
+            state.failureDetails.ParseFromString(row.failure)
+    return state
+
+
+def instance_response(row: InstanceRow | None, with_payloads: bool) -> pb.GetInstanceResponse:
+    if row is None:
+        return pb.GetInstanceResponse(exists=False)
+    return pb.GetInstanceResponse(exists=True, workflowState=workflow_state(row, with_payloads))
+
+
+async def _require_id(instance_id: str, context: grpc.aio.ServicerContext) -> None:
+    if not instance_id:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no instance ID was provided")
+    if len(instance_id) > MAX_ID_LENGTH:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"workflow instance ID exceeds the max length of {MAX_ID_LENGTH} characters")
+
+
+async def _guard(context: grpc.aio.ServicerContext, prefix: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Run an engine call, turning typed store errors into precise gRPC statuses naming the instance."""
+    try:
+        return await call()
+    except InstanceNotFound as exc:
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"{prefix}no such instance exists: '{exc.instance_id}'")
+    except InstanceExists as exc:
+        await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"{prefix}{exc}")
+    except InstanceStalled as exc:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                            f"{prefix}workflow is stalled: '{exc.instance_id}'")
+    except InstanceNotTerminal as exc:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                            f"{prefix}orchestration has not yet completed: '{exc.instance_id}'")
+    except EngineStopping:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "durahub is shutting down")
+    raise AssertionError("unreachable")
+
+
+def _timeout(context: grpc.aio.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else max(0.0, remaining)
+
+
+class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def Hello(self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
+        return empty_pb2.Empty()
+
+    # -- client RPCs ----------------------------------------------------------------------------------
+
+    async def StartInstance(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        instance_id = request.instanceId or uuid.uuid4().hex
+        await _require_id(instance_id, context)
+        if not request.name:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "workflow name is not configured")
+        scheduled = ts_to_us(request.scheduledStartTimestamp) if request.HasField("scheduledStartTimestamp") else None
+        input = request.input.value if request.HasField("input") else None
+        await _guard(context, "failed to create workflow instance: ",
+                     lambda: self.engine.start_instance(instance_id, request.name, input, scheduled))
+        if scheduled is None:
+            # Like daprd: the call returns once the first turn has been committed.
+            await _guard(context, "", lambda: self.engine.wait_for(instance_id, is_started, _timeout(context)))
+        return pb.CreateInstanceResponse(instanceId=instance_id)
+
+    async def GetInstance(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await _require_id(request.instanceId, context)
+        row = await self.engine.get_instance(request.instanceId)
+        return instance_response(row, request.getInputsAndOutputs)
+
+    async def _wait(self, request: Any, context: grpc.aio.ServicerContext, predicate: Callable[[InstanceRow], bool]) -> Any:
+        await _require_id(request.instanceId, context)
+        row = await _guard(context, "", lambda: self.engine.wait_for(request.instanceId, predicate, _timeout(context)))
+        if row is None:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"timed out waiting for workflow instance '{request.instanceId}'")
+        return instance_response(row, request.getInputsAndOutputs)
+
+    async def WaitForInstanceStart(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._wait(request, context, is_started)
+
+    async def WaitForInstanceCompletion(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._wait(request, context, is_finished)
+
+    async def RaiseEvent(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await _require_id(request.instanceId, context)
+        if not request.name:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "missing workflow event name")
+        input = request.input.value if request.HasField("input") else None
+        await _guard(context, "", lambda: self.engine.raise_event(request.instanceId, request.name, input))
+        return pb.RaiseEventResponse()
+
+    async def _act_and_wait(
+        self, context: grpc.aio.ServicerContext, instance_id: str, prefix: str, act: Callable[[], Awaitable[None]],
+        predicate: Callable[[InstanceRow], bool],
+    ) -> None:
+        await _require_id(instance_id, context)
+        await _guard(context, prefix, act)
+        await _guard(context, prefix, lambda: self.engine.wait_for(instance_id, predicate, _timeout(context)))
+
+    async def TerminateInstance(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        output = request.output.value if request.HasField("output") else None
+        await self._act_and_wait(
+            context, request.instanceId, "failed to submit termination request: ",
+            lambda: self.engine.terminate(request.instanceId, output, request.recursive), is_finished,
+        )
+        return pb.TerminateResponse()
+
+    async def SuspendInstance(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        reason = request.reason.value if request.HasField("reason") else None
+        await self._act_and_wait(context, request.instanceId, "",
+                                 lambda: self.engine.suspend(request.instanceId, reason), is_suspended_or_finished)
+        return pb.SuspendResponse()
+
+    async def ResumeInstance(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        reason = request.reason.value if request.HasField("reason") else None
+        await self._act_and_wait(context, request.instanceId, "",
+                                 lambda: self.engine.resume(request.instanceId, reason), is_running_or_finished)
+        return pb.ResumeResponse()
+
+    async def PurgeInstances(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        which = request.WhichOneof("request")
+        if which == "purgeInstanceFilter":
+            f = request.purgeInstanceFilter
+            count = await self.engine.purge_where(
+                ts_to_us(f.createdTimeFrom) if f.HasField("createdTimeFrom") else None,
+                ts_to_us(f.createdTimeTo) if f.HasField("createdTimeTo") else None,
+                list(f.runtimeStatus),
+            )
+        else:
+            await _require_id(request.instanceId, context)
+            count = await _guard(context, "failed to purge workflow state: ",
+                                 lambda: self.engine.purge(request.instanceId, request.recursive, request.force))
+        response = pb.PurgeInstancesResponse(deletedInstanceCount=count)
+        response.isComplete.value = True
+        return response
+
+    async def ListInstanceIDs(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        size = request.pageSize or DEFAULT_PAGE_SIZE
+        if size > MAX_PAGE_SIZE:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"pageSize must be at most {MAX_PAGE_SIZE}")
+        ids = await self.engine.list_instance_ids(request.continuationToken or None, size + 1)
+        response = pb.ListInstanceIDsResponse(instanceIds=ids[:size])
+        if len(ids) > size:
+            response.continuationToken = ids[size - 1]
+        return response
+
+    async def GetInstanceHistory(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await _require_id(request.instanceId, context)
+        events = await self.engine.history(request.instanceId)
+        if events is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"workflow instance '{request.instanceId}' not found")
+        return pb.GetInstanceHistoryResponse(events=events)
+
+    async def RerunWorkflowFromEvent(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        source = request.sourceInstanceID
+        await _require_id(source, context)
+        row = await self.engine.get_instance(source)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"workflow instance does not exist with ID '{source}'")
+        assert row is not None
+        if row.status not in TERMINAL_STATUSES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"workflow instance '{source}' is not in a terminal state")
+        if row.parent_instance_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"workflow instance '{source}' is a child workflow and cannot be rerun")
+        new_id = request.newInstanceID or str(uuid.uuid4())
+        if new_id == source:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "new instance ID must differ from the source instance ID")
+        await _require_id(new_id, context)
+        input = request.input.value if request.HasField("input") else None
+        try:
+            await self.engine.rerun_from_event(source, request.eventID, new_id, input, request.overwriteInput,
+                                               request.newChildWorkflowInstanceID)
+        except RerunTargetNotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except InstanceExists:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"workflow instance '{new_id}' already exists")
+        return pb.RerunWorkflowFromEventResponse(newInstanceID=new_id)
+
+    # -- worker RPCs ----------------------------------------------------------------------------------
+
+    async def GetWorkItems(self, request: Any, context: grpc.aio.ServicerContext) -> None:
+        stream = self.engine.open_stream(list(request.capabilities))
+        try:
+            while True:
+                item = await self.engine.next_work_item(stream)
+                await context.write(item)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.engine.close_stream(stream)
+
+    async def CompleteActivityTask(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self.engine.complete_activity_task(request)
+        return pb.CompleteTaskResponse()
+
+    async def CompleteOrchestratorTask(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self.engine.complete_workflow_task(request)
+        return pb.CompleteTaskResponse()
+
+    async def CompleteWorkflowTask(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self.CompleteOrchestratorTask(request, context)

@@ -1,0 +1,61 @@
+"""Command line: `durahub serve` (more commands live here as they arrive)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import click
+
+from durahub import __version__
+from durahub.config import Config
+from durahub.server import Server
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+    )
+
+
+@click.group()
+@click.version_option(__version__, prog_name="durahub")
+def main() -> None:
+    """durahub: Dapr workflows without Docker or a sidecar."""
+
+
+@main.command()
+@click.option("--host", envvar="DURAHUB_HOST", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--grpc-port", envvar="DURAHUB_GRPC_PORT", type=int, default=50001, show_default=True)
+@click.option("--http-port", envvar="DURAHUB_HTTP_PORT", type=int, default=3500, show_default=True)
+@click.option("--db", envvar="DURAHUB_DB", default=".durahub/durahub.db", show_default=True,
+              help="SQLite database file.")
+@click.option("--app-id", envvar="DURAHUB_APP_ID", default="durahub", show_default=True)
+@click.option("--max-message-bytes", envvar="DURAHUB_MAX_MESSAGE_BYTES", type=int, default=4 * 1024 * 1024,
+              show_default=True, help="Largest gRPC message accepted or sent.")
+@click.option("--sqlite-synchronous", envvar="DURAHUB_SQLITE_SYNCHRONOUS", type=click.Choice(["full", "normal"]),
+              default="full", show_default=True, help="full survives power loss; normal survives process crashes.")
+@click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
+def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_message_bytes: int,
+          sqlite_synchronous: str, log_level: str) -> None:
+    """Run the engine: gRPC (TaskHubSidecarService) and HTTP (Dapr health/metadata)."""
+    setup_logging(log_level)
+    config = Config(host=host, grpc_port=grpc_port, http_port=http_port, db=db, app_id=app_id,
+                    max_message_bytes=max_message_bytes, sqlite_synchronous=sqlite_synchronous, log_level=log_level)
+    asyncio.run(_serve(Server(config)))
+
+
+async def _serve(server: Server) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()

@@ -1,0 +1,46 @@
+"""Engine configuration: one typed object passed down from the CLI or the embedding app."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"
+    grpc_port: int = 50001
+    http_port: int = 3500
+    db: str = field(default_factory=lambda: str(Path(".durahub") / "durahub.db"))
+    app_id: str = "durahub"
+    # Largest gRPC message accepted or sent (Dapr's --max-body-size, default 4 MiB).
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    # "full" fsyncs every commit (survives power loss); "normal" survives process crashes only.
+    sqlite_synchronous: str = "full"
+    # Idle interval between health pings sent to workers that advertise the capability.
+    health_ping_seconds: float = 15.0
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Config:
+        cfg = cls(
+            host=os.environ.get("DURAHUB_HOST", "127.0.0.1"),
+            grpc_port=_env_int("DURAHUB_GRPC_PORT", 50001),
+            http_port=_env_int("DURAHUB_HTTP_PORT", 3500),
+            db=os.environ.get("DURAHUB_DB", str(Path(".durahub") / "durahub.db")),
+            app_id=os.environ.get("DURAHUB_APP_ID", "durahub"),
+            max_message_bytes=_env_int("DURAHUB_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES),
+            sqlite_synchronous=os.environ.get("DURAHUB_SQLITE_SYNCHRONOUS", "full"),
+        )
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(cfg, key, value)
+        return cfg

@@ -1,0 +1,107 @@
+"""Rerun from an event: a new instance whose history is a finished instance's history up to one of its
+scheduling events, with that event and any work left unfinished before it scheduled again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from durahub.core.state import InstanceState
+from durahub.core.time import is_never, ts_to_us, us_to_ts
+from durahub.core.turn import ActivityTask, ChildStart, TimerTask, execution_started
+from durahub.protos import pb
+
+RERUNNABLE = ("taskScheduled", "timerCreated", "childWorkflowInstanceCreated")
+
+
+class RerunTargetNotFound(Exception):
+    pass
+
+
+@dataclass
+class RerunPlan:
+    state: InstanceState
+    tasks: list[ActivityTask] = field(default_factory=list)
+    timers: list[TimerTask] = field(default_factory=list)
+    children: list[ChildStart] = field(default_factory=list)
+
+
+def build_rerun(
+    history: list[pb.HistoryEvent],
+    source_id: str,
+    event_id: int,
+    new_id: str,
+    new_execution_id: str,
+    input: str | None,
+    overwrite_input: bool,
+    now_us: int,
+    new_child_id: str = "",
+) -> RerunPlan:
+    index = next(
+        (i for i, e in enumerate(history) if e.eventId == event_id and e.WhichOneof("eventType") in RERUNNABLE),
+        None,
+    )
+    if index is None:
+        raise RerunTargetNotFound(f"workflow event with ID '{event_id}' not found or not rerunnable in '{source_id}'")
+    events: list[pb.HistoryEvent] = []
+    for original in history[: index + 1]:
+        ev = pb.HistoryEvent()
+        ev.CopyFrom(original)
+        if ev.HasField("executionStarted"):
+            es = ev.executionStarted
+            es.workflowInstance.instanceId = new_id
+            es.workflowInstance.executionId.value = new_execution_id
+            if overwrite_input:
+                if input is None:
+                    es.ClearField("input")
+                else:
+                    es.input.value = input
+        events.append(ev)
+    target = events[-1]
+    getattr(target, target.WhichOneof("eventType")).rerunParentInstanceInfo.instanceID = source_id
+
+    state = InstanceState(instance_id=new_id)
+    for ev in events:
+        if ev.HasField("childWorkflowInstanceCreated"):
+            created = ev.childWorkflowInstanceCreated
+            if ev is target and new_child_id:
+                created.instanceId = new_child_id
+            else:
+                created.instanceId = f"{new_id}:{ev.eventId & 0xFFFF:04x}"
+        state.append(ev)
+
+    plan = RerunPlan(state=state)
+    for ev in events:
+        kind = ev.WhichOneof("eventType")
+        if kind == "taskScheduled" and ev.eventId not in state.task_results:
+            ts = ev.taskScheduled
+            request = pb.ActivityRequest(name=ts.name, taskId=ev.eventId, taskExecutionId=ts.taskExecutionId)
+            if ts.HasField("input"):
+                request.input.CopyFrom(ts.input)
+            request.workflowInstance.instanceId = new_id
+            request.workflowInstance.executionId.value = new_execution_id
+            plan.tasks.append(ActivityTask(task_id=ev.eventId, generation=0, request=request))
+        elif kind == "timerCreated" and ev.eventId not in state.fired_timers:
+            fire_us = ts_to_us(ev.timerCreated.fireAt)
+            if not is_never(fire_us):
+                fired = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us))
+                fired.timerFired.timerId = ev.eventId
+                fired.timerFired.fireAt.CopyFrom(ev.timerCreated.fireAt)
+                plan.timers.append(TimerTask(generation=0, fire_at_us=fire_us, event=fired))
+        elif kind == "childWorkflowInstanceCreated" and ev.eventId not in state.child_results:
+            created = ev.childWorkflowInstanceCreated
+            parent = pb.ParentInstanceInfo(taskScheduledId=ev.eventId)
+            parent.name.value = state.name
+            parent.workflowInstance.instanceId = new_id
+            parent.workflowInstance.executionId.value = new_execution_id
+            start = execution_started(
+                now_us, created.instanceId, new_execution_id + f":{ev.eventId}", created.name,
+                created.input.value if created.HasField("input") else None, parent=parent,
+            )
+            conflict = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us))
+            conflict.childWorkflowInstanceFailed.taskScheduledId = ev.eventId
+            conflict.childWorkflowInstanceFailed.failureDetails.errorType = "WorkflowInstanceAlreadyExists"
+            conflict.childWorkflowInstanceFailed.failureDetails.errorMessage = (
+                f"an active workflow with ID '{created.instanceId}' already exists"
+            )
+            plan.children.append(ChildStart(created.instanceId, created.name, start, conflict, ev.eventId))
+    return plan

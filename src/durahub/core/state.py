@@ -1,0 +1,139 @@
+"""An instance's committed history and what follows from it (status, ids in use, output)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from durahub.core.time import ts_to_us
+from durahub.protos import pb
+
+RUNNING = pb.ORCHESTRATION_STATUS_RUNNING
+COMPLETED = pb.ORCHESTRATION_STATUS_COMPLETED
+CONTINUED_AS_NEW = pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW
+FAILED = pb.ORCHESTRATION_STATUS_FAILED
+CANCELED = pb.ORCHESTRATION_STATUS_CANCELED
+TERMINATED = pb.ORCHESTRATION_STATUS_TERMINATED
+PENDING = pb.ORCHESTRATION_STATUS_PENDING
+SUSPENDED = pb.ORCHESTRATION_STATUS_SUSPENDED
+STALLED = pb.ORCHESTRATION_STATUS_STALLED
+
+TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, TERMINATED, CANCELED})
+ACTIVE_STATUSES = frozenset({RUNNING, PENDING, SUSPENDED, STALLED})
+
+
+def status_name(status: int) -> str:
+    """`ORCHESTRATION_STATUS_RUNNING` -> `RUNNING` (the form stored and shown over HTTP)."""
+    return pb.OrchestrationStatus.Name(status).removeprefix("ORCHESTRATION_STATUS_")
+
+
+def status_from_name(name: str) -> int:
+    return pb.OrchestrationStatus.Value("ORCHESTRATION_STATUS_" + name)
+
+
+@dataclass
+class InstanceState:
+    """Derived view of one execution's history, updated incrementally as events are appended."""
+
+    instance_id: str
+    generation: int = 0
+    history: list[pb.HistoryEvent] = field(default_factory=list)
+    name: str = ""
+    execution_id: str = ""
+    input: str | None = None
+    parent: pb.ParentInstanceInfo | None = None
+    created_us: int = 0
+    updated_us: int = 0
+    scheduled_tasks: set[int] = field(default_factory=set)
+    task_results: set[int] = field(default_factory=set)
+    timers: set[int] = field(default_factory=set)
+    fired_timers: set[int] = field(default_factory=set)
+    children: dict[int, str] = field(default_factory=dict)
+    child_results: set[int] = field(default_factory=set)
+    started: bool = False
+    suspended: bool = False
+    stall: pb.ExecutionStalledEvent | None = None
+    completion: pb.ExecutionCompletedEvent | None = None
+    # Patches recorded on WorkflowStarted events, in order (the SDK's is_patched source of truth).
+    patches: list[str] = field(default_factory=list)
+    first_version_name: str = ""
+    has_workflow_started: bool = False
+
+    @classmethod
+    def from_history(cls, instance_id: str, generation: int, history: list[pb.HistoryEvent]) -> InstanceState:
+        state = cls(instance_id=instance_id, generation=generation)
+        for event in history:
+            state.append(event)
+        return state
+
+    @property
+    def status(self) -> int:
+        if self.completion is not None:
+            return self.completion.workflowStatus
+        if self.stall is not None:
+            return STALLED
+        if not self.started:
+            return PENDING
+        if self.suspended:
+            return SUSPENDED
+        return RUNNING
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.completion is not None
+
+    @property
+    def output(self) -> str | None:
+        if self.completion is not None and self.completion.HasField("result"):
+            return self.completion.result.value
+        return None
+
+    @property
+    def failure(self) -> pb.TaskFailureDetails | None:
+        if self.completion is not None and self.completion.HasField("failureDetails"):
+            return self.completion.failureDetails
+        return None
+
+    def append(self, event: pb.HistoryEvent) -> None:
+        self.history.append(event)
+        kind = event.WhichOneof("eventType")
+        self.updated_us = ts_to_us(event.timestamp)
+        if kind != "executionStalled":
+            self.stall = None
+        if kind == "executionStarted":
+            es = event.executionStarted
+            self.started = True
+            self.name = es.name
+            self.execution_id = es.workflowInstance.executionId.value
+            self.input = es.input.value if es.HasField("input") else None
+            self.parent = es.parentInstance if es.HasField("parentInstance") else None
+            self.created_us = ts_to_us(event.timestamp)
+        elif kind == "workflowStarted":
+            version = event.workflowStarted.version
+            if not self.has_workflow_started and version.name:
+                self.first_version_name = version.name
+            self.has_workflow_started = True
+            self.patches.extend(version.patches)
+        elif kind == "taskScheduled":
+            self.scheduled_tasks.add(event.eventId)
+        elif kind == "taskCompleted":
+            self.task_results.add(event.taskCompleted.taskScheduledId)
+        elif kind == "taskFailed":
+            self.task_results.add(event.taskFailed.taskScheduledId)
+        elif kind == "timerCreated":
+            self.timers.add(event.eventId)
+        elif kind == "timerFired":
+            self.fired_timers.add(event.timerFired.timerId)
+        elif kind == "childWorkflowInstanceCreated":
+            self.children[event.eventId] = event.childWorkflowInstanceCreated.instanceId
+        elif kind == "childWorkflowInstanceCompleted":
+            self.child_results.add(event.childWorkflowInstanceCompleted.taskScheduledId)
+        elif kind == "childWorkflowInstanceFailed":
+            self.child_results.add(event.childWorkflowInstanceFailed.taskScheduledId)
+        elif kind == "executionSuspended":
+            self.suspended = True
+        elif kind == "executionResumed":
+            self.suspended = False
+        elif kind == "executionCompleted":
+            self.completion = event.executionCompleted
+        elif kind == "executionStalled":
+            self.stall = event.executionStalled

@@ -1,0 +1,421 @@
+"""One orchestration turn: which inbox events it carries, and what the worker's answer means.
+
+`prepare_turn` filters an instance's inbox into the turn's new events (dropping duplicates, late and
+stale deliveries). `apply_response` turns the worker's `WorkflowResponse` into history to append and
+effects to make durable (activity tasks, timers, child starts, messages to other instances).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from durahub.core.state import (
+    COMPLETED,
+    CONTINUED_AS_NEW,
+    TERMINATED,
+    InstanceState,
+)
+from durahub.core.time import is_never, ts_to_us, us_to_ts
+from durahub.protos import pb
+
+# durabletask-go's limit on consecutive continue-as-new iterations inside one turn.
+MAX_CONTINUE_AS_NEW_LOOPS = 20
+
+
+@dataclass
+class InboxItem:
+    seq: int
+    event: pb.HistoryEvent
+    # Set on timers and activity results: they belong to one generation (ids restart after continue-as-new).
+    generation: int | None = None
+
+
+@dataclass
+class TurnPlan:
+    """What a turn sends to the worker and which inbox rows it consumes."""
+
+    consumed: list[int]
+    new_events: list[pb.HistoryEvent]
+    terminate: pb.ExecutionTerminatedEvent | None = None
+
+    @property
+    def runnable(self) -> bool:
+        return bool(self.new_events)
+
+
+@dataclass
+class ActivityTask:
+    task_id: int
+    generation: int
+    request: pb.ActivityRequest
+
+
+@dataclass
+class TimerTask:
+    generation: int
+    fire_at_us: int
+    event: pb.HistoryEvent
+
+
+@dataclass
+class ChildStart:
+    instance_id: str
+    name: str
+    start_event: pb.HistoryEvent
+    # Delivered to the parent instead when the id is held by an active instance.
+    conflict_event: pb.HistoryEvent
+    parent_task_id: int
+
+
+@dataclass
+class Message:
+    """An event for another instance's inbox (parent notification, recursive terminate, sendEvent)."""
+
+    target: str
+    event: pb.HistoryEvent
+
+
+@dataclass
+class TurnOutcome:
+    """Everything one turn makes durable, in one transaction."""
+
+    state: InstanceState
+    consumed: list[int]
+    appended: list[pb.HistoryEvent]
+    replace_history: bool = False
+    custom_status: str | None = None
+    tasks: list[ActivityTask] = field(default_factory=list)
+    timers: list[TimerTask] = field(default_factory=list)
+    children: list[ChildStart] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    stalled: bool = False
+    # Set when the worker asked to continue as new: the engine re-runs the turn with these new events.
+    continue_as_new: list[pb.HistoryEvent] | None = None
+
+
+def _event(now_us: int, event_id: int = -1) -> pb.HistoryEvent:
+    return pb.HistoryEvent(eventId=event_id, timestamp=us_to_ts(now_us))
+
+
+def workflow_started(now_us: int) -> pb.HistoryEvent:
+    ev = _event(now_us)
+    ev.workflowStarted.SetInParent()
+    return ev
+
+
+def execution_started(
+    now_us: int,
+    instance_id: str,
+    execution_id: str,
+    name: str,
+    input: str | None,
+    parent: pb.ParentInstanceInfo | None = None,
+    scheduled_us: int | None = None,
+    app_id: str = "",
+) -> pb.HistoryEvent:
+    ev = _event(now_us)
+    es = ev.executionStarted
+    es.name = name
+    if input is not None:
+        es.input.value = input
+    es.workflowInstance.instanceId = instance_id
+    es.workflowInstance.executionId.value = execution_id
+    if parent is not None:
+        es.parentInstance.CopyFrom(parent)
+    if scheduled_us is not None:
+        es.scheduledStartTimestamp.CopyFrom(us_to_ts(scheduled_us))
+    if app_id:
+        ev.router.sourceAppID = app_id
+    return ev
+
+
+def prepare_turn(state: InstanceState, inbox: list[InboxItem], now_us: int) -> TurnPlan:
+    """Choose the inbox events of the next turn, dropping what must never reach the worker."""
+    consumed = [item.seq for item in inbox]
+    if state.is_terminal:
+        # Never dispatch a finished instance: its history holds executionCompleted, which the SDK cannot replay.
+        return TurnPlan(consumed=consumed, new_events=[])
+    has_start = state.started or any(i.event.HasField("executionStarted") for i in inbox)
+    if not has_start:
+        # Events that reached an instance before its (scheduled) start wait for it.
+        return TurnPlan(consumed=[], new_events=[])
+
+    accepted: list[pb.HistoryEvent] = []
+    task_results = set(state.task_results)
+    fired = set(state.fired_timers)
+    child_results = set(state.child_results)
+    started = state.started
+    suspended = state.suspended
+    terminate: pb.ExecutionTerminatedEvent | None = None
+    for item in inbox:
+        ev = item.event
+        kind = ev.WhichOneof("eventType")
+        if item.generation is not None and item.generation != state.generation:
+            continue  # a timer or result of an execution that continued as new
+        if kind == "executionStarted":
+            if started:
+                continue
+            started = True
+        elif kind in ("taskCompleted", "taskFailed"):
+            task_id = getattr(ev, kind).taskScheduledId
+            if task_id not in state.scheduled_tasks or task_id in task_results:
+                continue
+            task_results.add(task_id)
+        elif kind == "timerFired":
+            timer_id = ev.timerFired.timerId
+            if timer_id not in state.timers or timer_id in fired:
+                continue
+            fired.add(timer_id)
+            ev = copy.deepcopy(ev)
+            ev.timestamp.CopyFrom(us_to_ts(now_us))  # the actual fire time
+        elif kind in ("childWorkflowInstanceCompleted", "childWorkflowInstanceFailed"):
+            task_id = getattr(ev, kind).taskScheduledId
+            if task_id not in state.children or task_id in child_results:
+                continue
+            child_results.add(task_id)
+        elif kind == "executionSuspended":
+            if suspended:
+                continue
+            suspended = True
+        elif kind == "executionResumed":
+            # The SDK fails a workflow that is resumed while not suspended: make it a no-op.
+            if not suspended:
+                continue
+            suspended = False
+        elif kind == "executionTerminated":
+            if terminate is not None:
+                continue
+            terminate = ev.executionTerminated
+        accepted.append(ev)
+    if not accepted:
+        return TurnPlan(consumed=consumed, new_events=[])
+    return TurnPlan(consumed=consumed, new_events=[workflow_started(now_us), *accepted], terminate=terminate)
+
+
+def _stall(state: InstanceState, plan: TurnPlan, reason: int, description: str, now_us: int) -> TurnOutcome:
+    """Stalls keep the inbox and commit nothing of the turn but one executionStalled event."""
+    appended: list[pb.HistoryEvent] = []
+    last = state.history[-1] if state.history else None
+    if not (last is not None and last.HasField("executionStalled") and last.executionStalled.description == description):
+        ev = _event(now_us)
+        ev.executionStalled.reason = reason
+        ev.executionStalled.description = description
+        appended.append(ev)
+    return TurnOutcome(state=state, consumed=[], appended=appended, stalled=True)
+
+
+def _go_list(items: list[str]) -> str:
+    return "[" + " ".join(items) + "]"
+
+
+def apply_response(
+    state: InstanceState,
+    plan: TurnPlan,
+    response: pb.WorkflowResponse,
+    now_us: int,
+    new_execution_id: Callable[[], str],
+    app_id: str = "",
+) -> TurnOutcome:
+    """Apply a worker's answer to a turn, updating `state` in place unless the turn stalls."""
+    current_patches = list(response.version.patches) if response.HasField("version") else []
+    version_name = response.version.name if response.HasField("version") else ""
+    recorded = state.patches
+    if current_patches[: len(recorded)] != recorded:
+        return _stall(
+            state,
+            plan,
+            pb.PATCH_MISMATCH,
+            f"Patch mismatch. History patches: {_go_list(recorded)}, current patches: {_go_list(current_patches)}. ",
+            now_us,
+        )
+    for action in response.actions:
+        if action.HasField("workflowVersionNotAvailable"):
+            name = state.first_version_name or version_name
+            return _stall(state, plan, pb.VERSION_NOT_AVAILABLE, f"Version not available: {name}", now_us)
+
+    new_events = plan.new_events
+    new_patches = current_patches[len(recorded):]
+    turn_started = new_events[0].workflowStarted
+    if new_patches:
+        turn_started.version.name = version_name
+        turn_started.version.patches.extend(new_patches)
+    elif version_name and not state.has_workflow_started:
+        turn_started.version.name = version_name
+
+    # The state is updated in place (copying a long history every turn would be quadratic); if the
+    # commit fails, the engine discards its cached state and reloads the committed one.
+    next_state = state
+    for ev in new_events:
+        next_state.append(ev)
+
+    outcome = TurnOutcome(
+        state=next_state,
+        consumed=plan.consumed,
+        appended=list(new_events),
+        custom_status=response.customStatus.value if response.HasField("customStatus") else None,
+    )
+
+    def add(ev: pb.HistoryEvent) -> None:
+        next_state.append(ev)
+        outcome.appended.append(ev)
+
+    completion: pb.CompleteWorkflowAction | None = None
+    completion_id = -1
+    for action in response.actions:
+        kind = action.WhichOneof("workflowActionType")
+        if kind == "completeWorkflow":
+            completion = action.completeWorkflow
+            completion_id = action.id
+            break  # the SDK clears pending actions on completion; anything after it is ignored
+        if plan.terminate is not None:
+            continue  # a terminated workflow schedules nothing new
+        if kind == "scheduleTask":
+            st = action.scheduleTask
+            ev = _event(now_us, action.id)
+            te = ev.taskScheduled
+            te.name = st.name
+            if st.HasField("version"):
+                te.version.CopyFrom(st.version)
+            if st.HasField("input"):
+                te.input.CopyFrom(st.input)
+            te.taskExecutionId = st.taskExecutionId
+            te.historyPropagationScope = st.historyPropagationScope
+            add(ev)
+            request = pb.ActivityRequest(name=st.name, taskId=action.id, taskExecutionId=st.taskExecutionId)
+            if st.HasField("version"):
+                request.version.CopyFrom(st.version)
+            if st.HasField("input"):
+                request.input.CopyFrom(st.input)
+            request.workflowInstance.instanceId = state.instance_id
+            request.workflowInstance.executionId.value = next_state.execution_id
+            outcome.tasks.append(ActivityTask(task_id=action.id, generation=state.generation, request=request))
+        elif kind == "createTimer":
+            ct = action.createTimer
+            ev = _event(now_us, action.id)
+            tc = ev.timerCreated
+            tc.fireAt.CopyFrom(ct.fireAt)
+            tc.name = ct.name
+            origin = ct.WhichOneof("origin")
+            if origin:
+                getattr(tc, origin).CopyFrom(getattr(ct, origin))
+            add(ev)
+            fire_us = ts_to_us(ct.fireAt)
+            if not is_never(fire_us):
+                fired = _event(now_us)
+                fired.timerFired.timerId = action.id
+                fired.timerFired.fireAt.CopyFrom(ct.fireAt)
+                outcome.timers.append(TimerTask(generation=state.generation, fire_at_us=fire_us, event=fired))
+        elif kind == "createChildWorkflow":
+            cc = action.createChildWorkflow
+            child_id = cc.instanceId or f"{state.instance_id}:{(0x10000 + action.id) & 0xFFFF:04x}"
+            ev = _event(now_us, action.id)
+            ce = ev.childWorkflowInstanceCreated
+            ce.instanceId = child_id
+            ce.name = cc.name
+            if cc.HasField("version"):
+                ce.version.CopyFrom(cc.version)
+            if cc.HasField("input"):
+                ce.input.CopyFrom(cc.input)
+            ce.historyPropagationScope = cc.historyPropagationScope
+            add(ev)
+            parent = pb.ParentInstanceInfo(taskScheduledId=action.id, appID=app_id)
+            parent.name.value = state.name
+            parent.workflowInstance.instanceId = state.instance_id
+            parent.workflowInstance.executionId.value = next_state.execution_id
+            start = execution_started(
+                now_us,
+                child_id,
+                new_execution_id(),
+                cc.name,
+                cc.input.value if cc.HasField("input") else None,
+                parent=parent,
+                app_id=app_id,
+            )
+            conflict = _event(now_us)
+            conflict.childWorkflowInstanceFailed.taskScheduledId = action.id
+            conflict.childWorkflowInstanceFailed.failureDetails.errorType = "WorkflowInstanceAlreadyExists"
+            conflict.childWorkflowInstanceFailed.failureDetails.errorMessage = (
+                f"an active workflow with ID '{child_id}' already exists"
+            )
+            outcome.children.append(ChildStart(child_id, cc.name, start, conflict, action.id))
+        elif kind == "sendEvent":
+            se = action.sendEvent
+            ev = _event(now_us, action.id)
+            ev.eventSent.instanceId = se.instance.instanceId
+            ev.eventSent.name = se.name
+            if se.HasField("data"):
+                ev.eventSent.input.CopyFrom(se.data)
+            add(ev)
+            raised = _event(now_us)
+            raised.eventRaised.name = se.name
+            if se.HasField("data"):
+                raised.eventRaised.input.CopyFrom(se.data)
+            outcome.messages.append(Message(se.instance.instanceId, raised))
+        elif kind == "terminateWorkflow":
+            tw = action.terminateWorkflow
+            term = _event(now_us)
+            if tw.HasField("reason"):
+                term.executionTerminated.input.CopyFrom(tw.reason)
+            term.executionTerminated.recurse = tw.recurse
+            outcome.messages.append(Message(tw.instanceId, term))
+
+    if plan.terminate is not None:
+        # Terminate wins over continue-as-new and over anything the worker did not finish.
+        if completion is None or completion.workflowStatus != TERMINATED:
+            completion = pb.CompleteWorkflowAction(workflowStatus=TERMINATED)
+            if plan.terminate.HasField("input"):
+                completion.result.CopyFrom(plan.terminate.input)
+            completion_id = -1
+        outcome.tasks.clear()
+        outcome.timers.clear()
+        outcome.children.clear()
+    elif completion is not None and completion.workflowStatus == CONTINUED_AS_NEW:
+        parent = state.parent
+        start = execution_started(
+            now_us,
+            state.instance_id,
+            new_execution_id(),
+            state.name,
+            completion.result.value if completion.HasField("result") else None,
+            parent=parent,
+            app_id=app_id,
+        )
+        outcome.continue_as_new = [workflow_started(now_us), start, *completion.carryoverEvents]
+        return outcome
+
+    if completion is not None:
+        ev = _event(now_us, completion_id)
+        ec = ev.executionCompleted
+        ec.workflowStatus = completion.workflowStatus
+        if completion.HasField("result"):
+            ec.result.CopyFrom(completion.result)
+        if completion.HasField("failureDetails"):
+            ec.failureDetails.CopyFrom(completion.failureDetails)
+        add(ev)
+        if state.parent is not None:
+            note = _event(now_us)
+            parent_task = state.parent.taskScheduledId
+            if completion.workflowStatus == COMPLETED:
+                note.childWorkflowInstanceCompleted.taskScheduledId = parent_task
+                if completion.HasField("result"):
+                    note.childWorkflowInstanceCompleted.result.CopyFrom(completion.result)
+            else:
+                note.childWorkflowInstanceFailed.taskScheduledId = parent_task
+                if completion.workflowStatus != TERMINATED and completion.HasField("failureDetails"):
+                    note.childWorkflowInstanceFailed.failureDetails.CopyFrom(completion.failureDetails)
+                else:
+                    note.childWorkflowInstanceFailed.failureDetails.SetInParent()
+            outcome.messages.append(Message(state.parent.workflowInstance.instanceId, note))
+        if plan.terminate is not None and plan.terminate.recurse:
+            for child_id in next_state.children.values():
+                term = _event(now_us)
+                term.executionTerminated.CopyFrom(plan.terminate)
+                outcome.messages.append(Message(child_id, term))
+    return outcome
+
+
+def continue_as_new_state(state: InstanceState) -> InstanceState:
+    """The empty state of the next generation, whose first turn carries the new executionStarted."""
+    return InstanceState(instance_id=state.instance_id, generation=state.generation + 1)

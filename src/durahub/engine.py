@@ -1,0 +1,719 @@
+"""The engine: runs turns per instance, feeds work-item streams, wakes waiters and fires timers.
+
+For every turn it asks the core what the worker's answer means, asks the store to make it durable in one
+transaction, and only then dispatches what the turn produced. All of it runs on one asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from durahub.config import Config
+from durahub.core.rerun import build_rerun
+from durahub.core.state import (
+    FAILED,
+    PENDING,
+    RUNNING,
+    STALLED,
+    SUSPENDED,
+    TERMINAL_STATUSES,
+    InstanceState,
+    status_name,
+)
+from durahub.core.time import ts_to_us, us_to_ts
+from durahub.core.turn import (
+    MAX_CONTINUE_AS_NEW_LOOPS,
+    InboxItem,
+    TurnOutcome,
+    TurnPlan,
+    apply_response,
+    continue_as_new_state,
+    execution_started,
+    prepare_turn,
+)
+from durahub.protos import pb
+from durahub.store.base import (
+    InstanceExists,
+    InstanceNotFound,
+    InstanceRow,
+    NewChild,
+    NewInstance,
+    Store,
+    TurnCommit,
+)
+
+log = logging.getLogger("durahub.engine")
+
+INBOX_BATCH = 1000
+STATE_CACHE_SIZE = 4096
+
+CAP_STATEFUL_HISTORY = pb.WORKER_CAPABILITY_STATEFUL_HISTORY
+CAP_HEALTH_PING = pb.WORKER_CAPABILITY_HEALTH_PING
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class EngineStopping(Exception):
+    pass
+
+
+@dataclass
+class Stream:
+    """One open GetWorkItems stream: its capabilities and the items it owes an answer for."""
+
+    id: int
+    capabilities: frozenset[int]
+    outstanding: set[str] = field(default_factory=set)
+    closed: bool = False
+
+    @property
+    def stateful(self) -> bool:
+        return CAP_STATEFUL_HISTORY in self.capabilities
+
+    @property
+    def pings(self) -> bool:
+        return CAP_HEALTH_PING in self.capabilities
+
+
+@dataclass
+class Turn:
+    instance_id: str
+    state: InstanceState
+    plan: TurnPlan
+    replace_history: bool = False
+    loops: int = 0
+    custom_status: str | None = None
+    token: str = ""
+
+
+@dataclass
+class PendingTask:
+    seq: int
+    instance_id: str
+    generation: int
+    task_id: int
+    request: pb.ActivityRequest
+    token: str = ""
+
+
+@dataclass
+class _OrchJob:
+    instance_id: str
+
+
+@dataclass
+class _ContinueJob:
+    turn: Turn
+
+
+@dataclass
+class _ActJob:
+    seq: int
+
+
+Job = _OrchJob | _ContinueJob | _ActJob
+
+
+class Engine:
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self._jobs: asyncio.Queue[Job] = asyncio.Queue()
+        self._ready: set[str] = set()
+        self._turns: dict[str, Turn | None] = {}
+        self._rerun: set[str] = set()
+        self._tokens: dict[str, tuple[Stream, Turn | PendingTask]] = {}
+        self._tasks: dict[int, PendingTask] = {}
+        self._task_index: dict[tuple[str, int], int] = {}
+        self._states: OrderedDict[str, InstanceState] = OrderedDict()
+        # Which stream holds which prefix of an instance's history (stateful-history workers).
+        self._worker_cache: dict[str, tuple[int, int, int]] = {}
+        self._waiters: dict[str, list[tuple[Callable[[InstanceRow], bool], asyncio.Future[None]]]] = {}
+        self._streams: dict[int, Stream] = {}
+        self._stream_ids = itertools.count(1)
+        self._timers: list[tuple[int, str]] = []
+        self._timer_wake = asyncio.Event()
+        self._timer_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        now = now_us()
+        for row in await self.store.pending_tasks():
+            request = pb.ActivityRequest.FromString(row.payload)
+            self._add_task(PendingTask(row.seq, row.instance_id, row.generation, row.task_id, request))
+        for instance_id in await self.store.ready_instances(now):
+            self._schedule(instance_id)
+        for instance_id, at in await self.store.future_wakeups(now):
+            heapq.heappush(self._timers, (at, instance_id))
+        self._timer_task = asyncio.create_task(self._timer_loop(), name="durahub-timers")
+        log.info("event=engine_started tasks=%d ready=%d timers=%d", len(self._tasks), len(self._ready),
+                 len(self._timers))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            try:
+                await self._timer_task
+            except asyncio.CancelledError:
+                pass
+        for waiters in self._waiters.values():
+            for _, fut in waiters:
+                if not fut.done():
+                    fut.set_exception(EngineStopping())
+        self._waiters.clear()
+
+    @property
+    def connected_workers(self) -> int:
+        return len(self._streams)
+
+    # -- scheduling -----------------------------------------------------------------------------------
+
+    def _schedule(self, instance_id: str) -> None:
+        if instance_id in self._turns:
+            self._rerun.add(instance_id)
+        elif instance_id not in self._ready:
+            self._ready.add(instance_id)
+            self._jobs.put_nowait(_OrchJob(instance_id))
+
+    def _add_task(self, task: PendingTask) -> None:
+        self._tasks[task.seq] = task
+        self._task_index[(task.instance_id, task.task_id)] = task.seq
+        self._jobs.put_nowait(_ActJob(task.seq))
+
+    def _drop_task(self, task: PendingTask) -> None:
+        self._tasks.pop(task.seq, None)
+        if self._task_index.get((task.instance_id, task.task_id)) == task.seq:
+            del self._task_index[(task.instance_id, task.task_id)]
+
+    def _add_timer(self, at_us: int, instance_id: str) -> None:
+        first = self._timers[0][0] if self._timers else None
+        heapq.heappush(self._timers, (at_us, instance_id))
+        if first is None or at_us < first:
+            self._timer_wake.set()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            now = now_us()
+            while self._timers and self._timers[0][0] <= now:
+                _, instance_id = heapq.heappop(self._timers)
+                self._schedule(instance_id)
+            self._timer_wake.clear()
+            delay = (self._timers[0][0] - now) / 1e6 if self._timers else None
+            try:
+                await asyncio.wait_for(self._timer_wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    # -- waiters --------------------------------------------------------------------------------------
+
+    def _notify(self, instance_id: str) -> None:
+        waiters = self._waiters.pop(instance_id, None)
+        for _, fut in waiters or ():
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_for(
+        self, instance_id: str, predicate: Callable[[InstanceRow], bool], timeout: float | None = None
+    ) -> InstanceRow | None:
+        """Long-poll until the instance's committed state satisfies `predicate`. None on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(instance_id, []).append((predicate, fut))
+            row = await self.store.get_instance(instance_id)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if (row is not None and predicate(row)) or (remaining is not None and remaining <= 0):
+                waiters = self._waiters.get(instance_id, [])
+                if (predicate, fut) in waiters:
+                    waiters.remove((predicate, fut))
+                return row if row is not None and predicate(row) else None
+            try:
+                await asyncio.wait_for(fut, timeout=remaining)
+            except TimeoutError:
+                return None
+            finally:
+                waiters = self._waiters.get(instance_id)
+                if waiters is not None:
+                    self._waiters[instance_id] = [w for w in waiters if w[1] is not fut]
+                    if not self._waiters[instance_id]:
+                        del self._waiters[instance_id]
+
+    # -- client operations ----------------------------------------------------------------------------
+
+    async def start_instance(
+        self, instance_id: str, name: str, input: str | None, scheduled_us: int | None = None
+    ) -> None:
+        now = now_us()
+        start = execution_started(now, instance_id, _new_id(), name, input, scheduled_us=scheduled_us,
+                                  app_id=self.config.app_id)
+        visible = scheduled_us if scheduled_us is not None and scheduled_us > now else 0
+        await self.store.create_instance(
+            NewInstance(instance_id=instance_id, name=name, created_us=now, input=input,
+                        start_event=start.SerializeToString(), visible_us=visible)
+        )
+        self._forget(instance_id)
+        log.info("event=instance_created instance=%s workflow=%s", instance_id, name)
+        self._notify(instance_id)
+        if visible:
+            self._add_timer(visible, instance_id)
+        else:
+            self._schedule(instance_id)
+
+    async def get_instance(self, instance_id: str) -> InstanceRow | None:
+        return await self.store.get_instance(instance_id)
+
+    async def _enqueue(self, instance_id: str, event: pb.HistoryEvent, reject_stalled: bool = False) -> bool:
+        accepted = await self.store.enqueue(instance_id, event.SerializeToString(), reject_stalled=reject_stalled)
+        if accepted:
+            self._schedule(instance_id)
+        return accepted
+
+    async def raise_event(self, instance_id: str, name: str, input: str | None) -> None:
+        ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
+        ev.eventRaised.name = name
+        if input is not None:
+            ev.eventRaised.input.value = input
+        await self._enqueue(instance_id, ev, reject_stalled=True)
+        log.info("event=event_raised instance=%s name=%s", instance_id, name)
+
+    async def terminate(self, instance_id: str, output: str | None, recursive: bool) -> None:
+        ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
+        ev.executionTerminated.recurse = recursive
+        if output is not None:
+            ev.executionTerminated.input.value = output
+        await self._enqueue(instance_id, ev)
+        log.info("event=terminate_requested instance=%s recursive=%s", instance_id, recursive)
+
+    async def suspend(self, instance_id: str, reason: str | None) -> None:
+        ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
+        ev.executionSuspended.SetInParent()
+        if reason:
+            ev.executionSuspended.input.value = reason
+        await self._enqueue(instance_id, ev)
+        log.info("event=suspend_requested instance=%s", instance_id)
+
+    async def resume(self, instance_id: str, reason: str | None) -> None:
+        ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
+        ev.executionResumed.SetInParent()
+        if reason:
+            ev.executionResumed.input.value = reason
+        await self._enqueue(instance_id, ev)
+        log.info("event=resume_requested instance=%s", instance_id)
+
+    async def purge(self, instance_id: str, recursive: bool, force: bool = False) -> int:
+        count = await self.store.purge(instance_id, recursive, force)
+        self._forget(instance_id)
+        log.info("event=purged instance=%s recursive=%s count=%d", instance_id, recursive, count)
+        return count
+
+    async def purge_where(self, created_from_us: int | None, created_to_us: int | None, statuses: list[int]) -> int:
+        count = await self.store.purge_where(created_from_us, created_to_us, statuses)
+        self._states.clear()
+        log.info("event=purged_by_filter count=%d", count)
+        return count
+
+    async def history(self, instance_id: str) -> list[pb.HistoryEvent] | None:
+        if await self.store.get_instance(instance_id) is None:
+            return None
+        return [pb.HistoryEvent.FromString(b) for b in await self.store.load_history(instance_id)]
+
+    async def list_instance_ids(self, after: str | None, limit: int) -> list[str]:
+        return await self.store.list_instance_ids(after, limit)
+
+    def _forget(self, instance_id: str) -> None:
+        self._states.pop(instance_id, None)
+        self._worker_cache.pop(instance_id, None)
+
+    async def rerun_from_event(
+        self, source_id: str, event_id: int, new_id: str, input: str | None, overwrite_input: bool,
+        new_child_id: str = "",
+    ) -> None:
+        """Copy a finished instance's history up to one of its scheduling events into a new instance and
+        re-run from there (the event and any work unfinished before it are scheduled again)."""
+        history = await self.history(source_id)
+        if history is None:
+            raise InstanceNotFound(source_id)
+        now = now_us()
+        plan = build_rerun(history, source_id, event_id, new_id, _new_id(), input, overwrite_input, now, new_child_id)
+        new = NewInstance(instance_id=new_id, name=plan.state.name, created_us=now, input=plan.state.input,
+                          start_event=b"")
+        status = RUNNING
+        seqs = await self.store.create_with_history(
+            new, status, [e.SerializeToString() for e in plan.state.history],
+            [(t.generation, t.task_id, t.request.SerializeToString()) for t in plan.tasks],
+            [(t.generation, t.fire_at_us, t.event.SerializeToString()) for t in plan.timers],
+            plan.state.execution_id, now,
+        )
+        self._forget(new_id)
+        for seq, task in zip(seqs, plan.tasks, strict=True):
+            self._add_task(PendingTask(seq, new_id, task.generation, task.task_id, task.request))
+        for timer in plan.timers:
+            self._add_timer(timer.fire_at_us, new_id)
+        for child in plan.children:
+            try:
+                await self.store.create_instance(
+                    NewInstance(instance_id=child.instance_id, name=child.name, created_us=now, input=None,
+                                start_event=child.start_event.SerializeToString(), parent_instance_id=new_id,
+                                parent_task_id=child.parent_task_id)
+                )
+                self._schedule(child.instance_id)
+            except InstanceExists:
+                await self.store.enqueue(new_id, child.conflict_event.SerializeToString())
+                self._schedule(new_id)
+        self._notify(new_id)
+        log.info("event=rerun instance=%s source=%s from_event=%d", new_id, source_id, event_id)
+
+    # -- worker streams -------------------------------------------------------------------------------
+
+    def open_stream(self, capabilities: list[int]) -> Stream:
+        stream = Stream(id=next(self._stream_ids), capabilities=frozenset(capabilities))
+        self._streams[stream.id] = stream
+        log.info("event=worker_connected stream=%d capabilities=%s workers=%d", stream.id, sorted(capabilities),
+                 len(self._streams))
+        asyncio.get_running_loop().create_task(self._retry_stalled())
+        return stream
+
+    async def _retry_stalled(self) -> None:
+        # A (re)connecting worker may carry new code: give stalled instances another try.
+        for instance_id in await self.store.instances_with_status(STALLED):
+            self._forget(instance_id)
+            self._schedule(instance_id)
+
+    def close_stream(self, stream: Stream) -> None:
+        stream.closed = True
+        self._streams.pop(stream.id, None)
+        requeued = 0
+        for token in list(stream.outstanding):
+            entry = self._tokens.pop(token, None)
+            if entry is None:
+                continue
+            item = entry[1]
+            requeued += 1
+            if isinstance(item, Turn):
+                self._end_turn(item.instance_id, reschedule=True)
+            elif item.seq in self._tasks:
+                item.token = ""
+                self._jobs.put_nowait(_ActJob(item.seq))
+        stream.outstanding.clear()
+        for instance_id, (stream_id, _, _) in list(self._worker_cache.items()):
+            if stream_id == stream.id:
+                del self._worker_cache[instance_id]
+        log.info("event=worker_disconnected stream=%d requeued=%d workers=%d", stream.id, requeued,
+                 len(self._streams))
+
+    async def next_work_item(self, stream: Stream) -> pb.WorkItem:
+        """The next item for this stream; a health ping after an idle spell for workers that want them."""
+        while True:
+            try:
+                job = await asyncio.wait_for(
+                    self._jobs.get(), timeout=self.config.health_ping_seconds if stream.pings else None
+                )
+            except TimeoutError:
+                item = pb.WorkItem()
+                item.healthPing.SetInParent()
+                return item
+            if stream.closed:
+                self._jobs.put_nowait(job)
+                raise asyncio.CancelledError()
+            item = await self._materialize(job, stream)
+            if item is not None:
+                return item
+
+    async def _materialize(self, job: Job, stream: Stream) -> pb.WorkItem | None:
+        if isinstance(job, _ActJob):
+            task = self._tasks.get(job.seq)
+            if task is None or task.token:
+                return None
+            task.token = _new_id()
+            self._tokens[task.token] = (stream, task)
+            stream.outstanding.add(task.token)
+            return pb.WorkItem(activityRequest=task.request, completionToken=task.token)
+        if isinstance(job, _ContinueJob):
+            turn = job.turn
+            if self._turns.get(turn.instance_id) is not turn:
+                return None
+            return self._workflow_item(turn, stream)
+        instance_id = job.instance_id
+        self._ready.discard(instance_id)
+        if instance_id in self._turns:
+            self._rerun.add(instance_id)
+            return None
+        self._turns[instance_id] = None  # claimed while the turn loads
+        try:
+            turn = await self._begin_turn(instance_id)
+        except Exception:
+            log.exception("event=turn_load_failed instance=%s", instance_id)
+            self._end_turn(instance_id, reschedule=False)
+            return None
+        if turn is None:
+            self._end_turn(instance_id, reschedule=False)
+            return None
+        if stream.closed:
+            self._end_turn(instance_id, reschedule=True)
+            return None
+        self._turns[instance_id] = turn
+        return self._workflow_item(turn, stream)
+
+    def _workflow_item(self, turn: Turn, stream: Stream) -> pb.WorkItem:
+        state = turn.state
+        request = pb.WorkflowRequest(instanceId=turn.instance_id, newEvents=turn.plan.new_events)
+        if state.execution_id:
+            request.executionId.value = state.execution_id
+        hint = self._worker_cache.get(turn.instance_id)
+        history = state.history
+        if stream.stateful and hint is not None and hint[0] == stream.id and hint[1] == state.generation \
+                and hint[2] <= len(history):
+            request.cachedHistory.eventCount = hint[2]
+            request.pastEvents.extend(history[hint[2]:])
+        else:
+            request.pastEvents.extend(history)
+        if stream.stateful:
+            self._worker_cache[turn.instance_id] = (stream.id, state.generation, len(history))
+        turn.token = _new_id()
+        self._tokens[turn.token] = (stream, turn)
+        stream.outstanding.add(turn.token)
+        return pb.WorkItem(workflowRequest=request, completionToken=turn.token)
+
+    async def _load_state(self, instance_id: str) -> InstanceState | None:
+        state = self._states.get(instance_id)
+        if state is not None:
+            self._states.move_to_end(instance_id)
+            return state
+        row = await self.store.get_instance(instance_id)
+        if row is None:
+            return None
+        history = [pb.HistoryEvent.FromString(b) for b in await self.store.load_history(instance_id)]
+        state = InstanceState.from_history(instance_id, row.generation, history)
+        self._worker_cache.pop(instance_id, None)
+        self._cache_state(state)
+        return state
+
+    def _cache_state(self, state: InstanceState) -> None:
+        self._states[state.instance_id] = state
+        self._states.move_to_end(state.instance_id)
+        while len(self._states) > STATE_CACHE_SIZE:
+            evicted, _ = self._states.popitem(last=False)
+            self._worker_cache.pop(evicted, None)
+
+    async def _begin_turn(self, instance_id: str) -> Turn | None:
+        state = await self._load_state(instance_id)
+        if state is None:
+            return None
+        now = now_us()
+        rows = await self.store.load_inbox(instance_id, now, INBOX_BATCH)
+        if not rows:
+            return None
+        inbox = [InboxItem(r.seq, pb.HistoryEvent.FromString(r.payload), r.generation) for r in rows]
+        plan = prepare_turn(state, inbox, now)
+        if not plan.runnable:
+            if plan.consumed:
+                await self.store.consume_inbox(instance_id, plan.consumed)
+            return None
+        if len(rows) == INBOX_BATCH:
+            self._rerun.add(instance_id)
+        return Turn(instance_id=instance_id, state=state, plan=plan)
+
+    def _end_turn(self, instance_id: str, reschedule: bool) -> None:
+        self._turns.pop(instance_id, None)
+        if instance_id in self._rerun or reschedule:
+            self._rerun.discard(instance_id)
+            self._schedule(instance_id)
+
+    # -- completions ----------------------------------------------------------------------------------
+
+    def _claim(self, token: str) -> Turn | PendingTask | None:
+        entry = self._tokens.pop(token, None)
+        if entry is None:
+            return None
+        entry[0].outstanding.discard(token)
+        return entry[1]
+
+    async def complete_workflow_task(self, response: pb.WorkflowResponse) -> None:
+        item = self._claim(response.completionToken) if response.completionToken else None
+        if item is None and not response.completionToken:
+            turn = self._turns.get(response.instanceId)
+            item = self._claim(turn.token) if turn is not None and turn.token else None
+        if not isinstance(item, Turn) or item.instance_id != response.instanceId:
+            log.info("event=late_workflow_completion_ignored instance=%s", response.instanceId)
+            return
+        turn = item
+        instance_id = turn.instance_id
+        try:
+            outcome = apply_response(turn.state, turn.plan, response, now_us(), _new_id, self.config.app_id)
+            if outcome.continue_as_new is not None and turn.loops < MAX_CONTINUE_AS_NEW_LOOPS:
+                self._continue_as_new(turn, outcome)
+                return
+            if outcome.continue_as_new is not None:
+                outcome = self._fail_turn(turn, "exceeded tight-loop continue-as-new limit of 20")
+            await self._commit(turn, outcome)
+        except Exception:
+            log.exception("event=turn_commit_failed instance=%s", instance_id)
+            self._forget(instance_id)
+            self._end_turn(instance_id, reschedule=True)
+
+    def _continue_as_new(self, turn: Turn, outcome: TurnOutcome) -> None:
+        assert outcome.continue_as_new is not None
+        turn.loops += 1
+        turn.state = continue_as_new_state(turn.state)
+        turn.plan = TurnPlan(consumed=turn.plan.consumed, new_events=outcome.continue_as_new)
+        turn.replace_history = True
+        turn.custom_status = outcome.custom_status
+        self._worker_cache.pop(turn.instance_id, None)
+        log.info("event=continued_as_new instance=%s generation=%d", turn.instance_id, turn.state.generation)
+        self._jobs.put_nowait(_ContinueJob(turn))
+
+    def _fail_turn(self, turn: Turn, message: str) -> TurnOutcome:
+        # The state already holds this turn's new events: rebuild it from the history before them.
+        prior = turn.state.history[: len(turn.state.history) - len(turn.plan.new_events)]
+        turn.state = InstanceState.from_history(turn.instance_id, turn.state.generation, prior)
+        response = pb.WorkflowResponse(instanceId=turn.instance_id)
+        action = response.actions.add(id=-1)
+        action.completeWorkflow.workflowStatus = FAILED
+        action.completeWorkflow.failureDetails.errorType = "DurahubError"
+        action.completeWorkflow.failureDetails.errorMessage = message
+        return apply_response(turn.state, turn.plan, response, now_us(), _new_id, self.config.app_id)
+
+    async def _commit(self, turn: Turn, outcome: TurnOutcome) -> None:
+        instance_id = turn.instance_id
+        state = outcome.state
+        if outcome.stalled:
+            start = len(state.history)
+            events = [e.SerializeToString() for e in outcome.appended]
+            await self.store.commit_stall(instance_id, start, events, now_us())
+            for ev in outcome.appended:
+                state.append(ev)
+            self._turns.pop(instance_id, None)
+            self._rerun.discard(instance_id)
+            self._notify(instance_id)
+            log.warning("event=workflow_stalled instance=%s reason=%s", instance_id,
+                        state.stall.description if state.stall else "")
+            return
+        replace = turn.replace_history
+        history_start = 0 if replace else len(state.history) - len(outcome.appended)
+        events = state.history if replace else outcome.appended
+        failure = state.failure
+        parent = state.parent
+        commit = TurnCommit(
+            instance_id=instance_id,
+            status=state.status,
+            name=state.name,
+            execution_id=state.execution_id,
+            generation=state.generation,
+            created_us=state.created_us,
+            updated_us=state.updated_us,
+            input=state.input,
+            output=state.output,
+            failure=failure.SerializeToString() if failure is not None else None,
+            custom_status=outcome.custom_status,
+            parent_instance_id=parent.workflowInstance.instanceId if parent is not None else None,
+            parent_task_id=parent.taskScheduledId if parent is not None else None,
+            history_start=history_start,
+            events=[e.SerializeToString() for e in events],
+            replace_history=replace,
+            consumed=outcome.consumed,
+            tasks=[(t.generation, t.task_id, t.request.SerializeToString()) for t in outcome.tasks],
+            timers=[(t.generation, t.fire_at_us, t.event.SerializeToString()) for t in outcome.timers],
+            children=[
+                NewChild(c.instance_id, c.name, ts_to_us(c.start_event.timestamp), c.start_event.SerializeToString(),
+                         c.conflict_event.SerializeToString(), c.parent_task_id)
+                for c in outcome.children
+            ],
+            messages=[(m.target, m.event.SerializeToString()) for m in outcome.messages],
+        )
+        result = await self.store.commit_turn(commit)
+        # Durable: now dispatch what the turn produced.
+        if replace:
+            self._drop_instance_tasks(instance_id, keep_generation=state.generation)
+        self._cache_state(state)
+        status = state.status
+        if status in TERMINAL_STATUSES:
+            self._drop_instance_tasks(instance_id, keep_generation=None)
+            log.info("event=workflow_finished instance=%s workflow=%s status=%s", instance_id, state.name,
+                     status_name(status))
+        for seq, task in zip(result.task_seqs, outcome.tasks, strict=True):
+            self._add_task(PendingTask(seq, instance_id, task.generation, task.task_id, task.request))
+        for timer in outcome.timers:
+            self._add_timer(timer.fire_at_us, instance_id)
+        for woken in result.woken:
+            if woken != instance_id:
+                self._schedule(woken)
+        self._notify(instance_id)
+        self._end_turn(instance_id, reschedule=instance_id in result.woken)
+
+    def _drop_instance_tasks(self, instance_id: str, keep_generation: int | None) -> None:
+        for task in [t for t in self._tasks.values() if t.instance_id == instance_id]:
+            if keep_generation is None or task.generation != keep_generation:
+                self._drop_task(task)
+
+    async def complete_activity_task(self, response: pb.ActivityResponse) -> None:
+        item = self._claim(response.completionToken) if response.completionToken else None
+        task: PendingTask | None = item if isinstance(item, PendingTask) else None
+        if task is None:
+            # A late answer from a dropped stream still counts if the task has not been completed yet.
+            seq = self._task_index.get((response.instanceId, response.taskId))
+            task = self._tasks.get(seq) if seq is not None else None
+            if task is not None and task.token:
+                self._claim(task.token)
+        if task is None or task.instance_id != response.instanceId or task.task_id != response.taskId:
+            log.info("event=late_activity_completion_ignored instance=%s task=%d", response.instanceId,
+                     response.taskId)
+            return
+        self._drop_task(task)
+        ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
+        if response.HasField("failureDetails"):
+            ev.taskFailed.taskScheduledId = task.task_id
+            ev.taskFailed.failureDetails.CopyFrom(response.failureDetails)
+            ev.taskFailed.taskExecutionId = task.request.taskExecutionId
+        else:
+            ev.taskCompleted.taskScheduledId = task.task_id
+            if response.HasField("result"):
+                ev.taskCompleted.result.CopyFrom(response.result)
+            ev.taskCompleted.taskExecutionId = task.request.taskExecutionId
+        if await self.store.complete_task(task.seq, task.instance_id, task.generation, ev.SerializeToString()):
+            self._schedule(task.instance_id)
+
+
+def is_started(row: InstanceRow) -> bool:
+    return row.status != PENDING
+
+
+def is_finished(row: InstanceRow) -> bool:
+    return row.status in TERMINAL_STATUSES
+
+
+def is_suspended_or_finished(row: InstanceRow) -> bool:
+    return row.status == SUSPENDED or row.status in TERMINAL_STATUSES
+
+
+def is_running_or_finished(row: InstanceRow) -> bool:
+    return row.status == RUNNING or row.status in TERMINAL_STATUSES
+
+
+__all__ = [
+    "Engine",
+    "EngineStopping",
+    "InstanceExists",
+    "InstanceNotFound",
+    "Stream",
+    "is_finished",
+    "is_running_or_finished",
+    "is_started",
+    "is_suspended_or_finished",
+]

@@ -1,0 +1,204 @@
+"""The storage interface: the few durable operations the engine needs, with typed errors.
+
+Events travel as serialized `HistoryEvent` bytes, times as integer microseconds since the epoch, and
+statuses as `OrchestrationStatus` values. Implementations make each call one transaction.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+
+class StoreError(Exception):
+    """Base class of the storage errors the engine maps to protocol errors."""
+
+
+class InstanceNotFound(StoreError):
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(f"no such instance exists: '{instance_id}'")
+        self.instance_id = instance_id
+
+
+class InstanceExists(StoreError):
+    def __init__(self, instance_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"an active workflow with ID '{instance_id}' already exists")
+        self.instance_id = instance_id
+
+
+class InstanceStalled(StoreError):
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(f"workflow is stalled: '{instance_id}'")
+        self.instance_id = instance_id
+
+
+class InstanceNotTerminal(StoreError):
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(f"orchestration has not yet completed: '{instance_id}'")
+        self.instance_id = instance_id
+
+
+@dataclass
+class InstanceRow:
+    instance_id: str
+    name: str
+    status: int
+    execution_id: str
+    generation: int
+    created_us: int
+    updated_us: int
+    completed_us: int | None
+    input: str | None
+    output: str | None
+    custom_status: str | None
+    failure: bytes | None
+    parent_instance_id: str | None
+    parent_task_id: int | None
+    history_len: int
+
+
+@dataclass
+class InboxRow:
+    seq: int
+    generation: int | None
+    payload: bytes
+
+
+@dataclass
+class TaskRow:
+    seq: int
+    instance_id: str
+    generation: int
+    task_id: int
+    payload: bytes
+
+
+@dataclass
+class NewChild:
+    instance_id: str
+    name: str
+    created_us: int
+    start_event: bytes
+    conflict_event: bytes
+    parent_task_id: int
+
+
+@dataclass
+class TurnCommit:
+    """One turn, made durable atomically."""
+
+    instance_id: str
+    status: int
+    name: str
+    execution_id: str
+    generation: int
+    created_us: int
+    updated_us: int
+    input: str | None
+    output: str | None
+    failure: bytes | None
+    custom_status: str | None
+    parent_instance_id: str | None
+    parent_task_id: int | None
+    # Position of the first appended event; 0 with replace_history (continue-as-new) rewrites history.
+    history_start: int
+    events: list[bytes]
+    replace_history: bool = False
+    consumed: list[int] = field(default_factory=list)
+    # (generation, task_id, serialized ActivityRequest)
+    tasks: list[tuple[int, int, bytes]] = field(default_factory=list)
+    # (generation, fire_at_us, serialized TimerFired event)
+    timers: list[tuple[int, int, bytes]] = field(default_factory=list)
+    children: list[NewChild] = field(default_factory=list)
+    # (target instance, serialized event)
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass
+class CommitResult:
+    task_seqs: list[int]
+    # Instances whose inbox received events in this commit (including this one, on a child-id conflict).
+    woken: set[str]
+
+
+@dataclass
+class NewInstance:
+    instance_id: str
+    name: str
+    created_us: int
+    input: str | None
+    start_event: bytes
+    visible_us: int = 0
+    parent_instance_id: str | None = None
+    parent_task_id: int | None = None
+
+
+class Store(abc.ABC):
+    """Durable state of all instances. Every method is one transaction."""
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def create_instance(self, new: NewInstance) -> None:
+        """Create an instance whose start event waits in its inbox. Raises InstanceExists for an active id;
+        a terminal instance with the same id is replaced."""
+
+    @abc.abstractmethod
+    async def get_instance(self, instance_id: str) -> InstanceRow | None: ...
+
+    @abc.abstractmethod
+    async def load_history(self, instance_id: str) -> list[bytes]: ...
+
+    @abc.abstractmethod
+    async def load_inbox(self, instance_id: str, now_us: int, limit: int) -> list[InboxRow]: ...
+
+    @abc.abstractmethod
+    async def enqueue(self, instance_id: str, event: bytes, *, reject_stalled: bool = False) -> bool:
+        """Append an event to an instance's inbox. Returns False (and stores nothing) when the instance is
+        terminal. Raises InstanceNotFound, or InstanceStalled when `reject_stalled`."""
+
+    @abc.abstractmethod
+    async def commit_turn(self, commit: TurnCommit) -> CommitResult: ...
+
+    @abc.abstractmethod
+    async def commit_stall(self, instance_id: str, history_start: int, events: list[bytes], updated_us: int) -> None: ...
+
+    @abc.abstractmethod
+    async def consume_inbox(self, instance_id: str, seqs: list[int]) -> None: ...
+
+    @abc.abstractmethod
+    async def complete_task(self, task_seq: int, instance_id: str, generation: int, event: bytes) -> bool:
+        """Record an activity result once: delete the task and queue the result. False if already done."""
+
+    @abc.abstractmethod
+    async def pending_tasks(self) -> list[TaskRow]: ...
+
+    @abc.abstractmethod
+    async def ready_instances(self, now_us: int) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def future_wakeups(self, now_us: int) -> list[tuple[str, int]]: ...
+
+    @abc.abstractmethod
+    async def instances_with_status(self, status: int) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def list_instance_ids(self, after: str | None, limit: int) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def purge(self, instance_id: str, recursive: bool, force: bool) -> int:
+        """Delete a terminal instance (and, recursively, its children first). Returns the count."""
+
+    @abc.abstractmethod
+    async def purge_where(self, created_from_us: int | None, created_to_us: int | None, statuses: list[int]) -> int: ...
+
+    @abc.abstractmethod
+    async def create_with_history(
+        self, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes]],
+        timers: list[tuple[int, int, bytes]], execution_id: str, updated_us: int,
+    ) -> list[int]:
+        """Create an instance from a ready-made history (rerun). Raises InstanceExists. Returns task seqs."""
