@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import dapr.ext.workflow as wf  # noqa: E402
 import pytest  # noqa: E402
 from helpers import (  # noqa: E402
     SERVER_PYTHON,
@@ -25,8 +26,6 @@ from helpers import (  # noqa: E402
     make_client,
     make_runtime,
 )
-
-import dapr.ext.workflow as wf  # noqa: E402
 
 # Every server started by the suite, to dump the relevant part of its log when a test fails.
 _LIVE_SERVERS: list[DurahubServer] = []
@@ -57,8 +56,7 @@ def _server_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     offsets = {id(s): s.log_size() for s in _LIVE_SERVERS}
     yield
     failed = any(
-        getattr(request.node, f"rep_{when}", None) is not None
-        and getattr(request.node, f"rep_{when}").failed
+        getattr(request.node, f"rep_{when}", None) is not None and getattr(request.node, f"rep_{when}").failed
         for when in ("setup", "call")
     )
     if not failed:
@@ -90,7 +88,9 @@ def _dispose(s: DurahubServer) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[DurahubServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[DurahubServer]:
     """A durahub server with a fresh database, shared by the tests of one module."""
     base = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
     s = _new_server(base, "durahub")

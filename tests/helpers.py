@@ -314,8 +314,10 @@ def wait_for_status(
     return wait_until(
         check,
         timeout=timeout,
-        message=lambda: f"{instance_id} never reached {sorted(s.name for s in wanted)}; "
-        f"now {status_of(client, instance_id)}",
+        message=lambda: (
+            f"{instance_id} never reached {sorted(s.name for s in wanted)}; "
+            f"now {status_of(client, instance_id)}"
+        ),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import dapr.ext.workflow as wf
 import grpc
 import pytest
 from helpers import (
@@ -17,8 +18,6 @@ from helpers import (
     wait_for_custom_status,
     wait_for_status,
 )
-
-import dapr.ext.workflow as wf
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("runtime")]
 
@@ -69,7 +68,9 @@ def waiting_child_wf(ctx: wf.DaprWorkflowContext, _):
 
 def parent_of_waiting_wf(ctx: wf.DaprWorkflowContext, _):
     try:
-        r = yield ctx.call_child_workflow(waiting_child_wf, input=None, instance_id=f"{ctx.instance_id}-child")
+        r = yield ctx.call_child_workflow(
+            waiting_child_wf, input=None, instance_id=f"{ctx.instance_id}-child"
+        )
     except wf.TaskFailedError as e:
         return {"child_failed": str(e)}
     return {"child_result": r}

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import dapr.ext.workflow as wf
 import pytest
 from helpers import DurahubServer, make_runtime, wait_until
-
-import dapr.ext.workflow as wf
 
 pytestmark = [pytest.mark.timeout(60)]
 
@@ -46,7 +45,9 @@ def test_metadata_counts_connected_workers(server: DurahubServer) -> None:
 
     extra = make_runtime(server, workflows=[])
     try:
-        wait_until(lambda: server.connected_workers() >= n + 1, timeout=10, message="second worker not counted")
+        wait_until(
+            lambda: server.connected_workers() >= n + 1, timeout=10, message="second worker not counted"
+        )
     finally:
         extra.shutdown()
     wait_until(lambda: server.connected_workers() == n, timeout=15, message="worker count not decremented")

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 
+import dapr.ext.workflow as wf
 import pytest
 from helpers import DurahubServer, new_id, wait_until
-
-import dapr.ext.workflow as wf
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("runtime")]
 
@@ -44,8 +43,10 @@ def test_start_raise_get_over_http(server: DurahubServer) -> None:
     assert r.status_code == 202, r.text
     assert r.json() == {"instanceID": iid}
     body = wait_until(
-        lambda: (b := _get(server, iid)).get("properties", {}).get("dapr.workflow.custom_status") == "waiting"
-        and b,
+        lambda: (
+            (b := _get(server, iid)).get("properties", {}).get("dapr.workflow.custom_status") == "waiting"
+            and b
+        ),
         timeout=15,
         message="workflow started over HTTP never ran",
     )
@@ -75,7 +76,9 @@ def test_start_generates_id_when_missing(server: DurahubServer) -> None:
 
 def test_pause_resume_terminate_purge_over_http(server: DurahubServer) -> None:
     iid = new_id("http")
-    assert server.http_post(f"{BASE}/http_wf/start", params={"instanceID": iid}, content=b"1").status_code == 202
+    assert (
+        server.http_post(f"{BASE}/http_wf/start", params={"instanceID": iid}, content=b"1").status_code == 202
+    )
     _wait_http_status(server, iid, "RUNNING")
     assert server.http_post(f"{BASE}/{iid}/pause").status_code == 202
     _wait_http_status(server, iid, "SUSPENDED")

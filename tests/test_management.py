@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+import dapr.ext.workflow as wf
 import grpc
 import pytest
 from helpers import (
@@ -19,8 +20,6 @@ from helpers import (
     status_of,
     wait_for_custom_status,
 )
-
-import dapr.ext.workflow as wf
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("runtime")]
 
@@ -188,8 +187,10 @@ def test_wait_for_completion_times_out(client: wf.DaprWorkflowClient) -> None:
 
 def test_wait_for_start_and_scheduled_start(client: wf.DaprWorkflowClient) -> None:
     t0 = time.monotonic()
-    start_at = datetime.now(timezone.utc) + timedelta(seconds=2)
-    iid = client.schedule_new_workflow(quick_wf, input="later", instance_id=new_id("sched"), start_at=start_at)
+    start_at = datetime.now(UTC) + timedelta(seconds=2)
+    iid = client.schedule_new_workflow(
+        quick_wf, input="later", instance_id=new_id("sched"), start_at=start_at
+    )
     # A scheduled start does not wait for the instance to run.
     assert time.monotonic() - t0 < 1.5
     st = client.get_workflow_state(iid)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import threading
 
+import dapr.ext.workflow as wf
 import grpc
 import pytest
 from helpers import HAS_MANAGEMENT_API, assert_completed, complete, new_id, wait_for_custom_status
-
-import dapr.ext.workflow as wf
 
 pytestmark = [
     pytest.mark.timeout(90),

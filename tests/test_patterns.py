@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import timedelta
 
+import dapr.ext.workflow as wf
 import pytest
 from helpers import (
     assert_completed,
@@ -21,8 +22,6 @@ from helpers import (
     wait_for_custom_status,
     wait_until,
 )
-
-import dapr.ext.workflow as wf
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("runtime")]
 

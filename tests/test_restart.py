@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+import dapr.ext.workflow as wf
 import pytest
 from helpers import (
     HAS_MANAGEMENT_API,
@@ -23,8 +24,6 @@ from helpers import (
     state_of,
     wait_until,
 )
-
-import dapr.ext.workflow as wf
 
 pytestmark = [pytest.mark.timeout(180)]
 

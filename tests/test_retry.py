@@ -6,10 +6,9 @@ import threading
 import time
 from datetime import timedelta
 
+import dapr.ext.workflow as wf
 import pytest
 from helpers import assert_completed, complete, describe, new_id
-
-import dapr.ext.workflow as wf
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("runtime")]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import dapr.ext.workflow as wf
 import pytest
 from helpers import (
     DurahubServer,
@@ -24,8 +25,6 @@ from helpers import (
     wait_for_custom_status,
     wait_for_status,
 )
-
-import dapr.ext.workflow as wf
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -91,7 +90,10 @@ def pwf_check_removed(ctx: wf.DaprWorkflowContext, _):
 
 
 def _versioned(*entries: tuple[Callable, str, bool], name: str) -> dict:
-    return {"versioned": [(fn, name, version, latest) for fn, version, latest in entries], "activities": [note]}
+    return {
+        "versioned": [(fn, name, version, latest) for fn, version, latest in entries],
+        "activities": [note],
+    }
 
 
 def test_inflight_instance_keeps_its_version(server_factory: Callable[..., DurahubServer]) -> None:

@@ -38,13 +38,16 @@ def main() -> None:
               show_default=True, help="Largest gRPC message accepted or sent.")
 @click.option("--sqlite-synchronous", envvar="DURAHUB_SQLITE_SYNCHRONOUS", type=click.Choice(["full", "normal"]),
               default="full", show_default=True, help="full survives power loss; normal survives process crashes.")
+@click.option("--health-ping-seconds", envvar="DURAHUB_HEALTH_PING_SECONDS", type=float, default=15.0,
+              show_default=True, help="Idle time before a health ping to workers that advertise the capability.")
 @click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
 def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_message_bytes: int,
-          sqlite_synchronous: str, log_level: str) -> None:
+          sqlite_synchronous: str, health_ping_seconds: float, log_level: str) -> None:
     """Run the engine: gRPC (TaskHubSidecarService) and HTTP (Dapr health/metadata)."""
     setup_logging(log_level)
     config = Config(host=host, grpc_port=grpc_port, http_port=http_port, db=db, app_id=app_id,
-                    max_message_bytes=max_message_bytes, sqlite_synchronous=sqlite_synchronous, log_level=log_level)
+                    max_message_bytes=max_message_bytes, sqlite_synchronous=sqlite_synchronous,
+                    health_ping_seconds=health_ping_seconds, log_level=log_level)
     asyncio.run(_serve(Server(config)))
 
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import empty_pb2
 
-from durahub.core.rerun import RerunTargetNotFound
+from durahub.core.rerun import RerunInvalid, RerunTargetNotFound
 from durahub.core.state import TERMINAL_STATUSES
 from durahub.core.time import ts_to_us, us_to_ts
 from durahub.engine import (
@@ -234,6 +234,8 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
                                                request.newChildWorkflowInstanceID)
         except RerunTargetNotFound as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except RerunInvalid as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except InstanceExists:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"workflow instance '{new_id}' already exists")
         return pb.RerunWorkflowFromEventResponse(newInstanceID=new_id)

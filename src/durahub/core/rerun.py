@@ -17,6 +17,10 @@ class RerunTargetNotFound(Exception):
     pass
 
 
+class RerunInvalid(Exception):
+    pass
+
+
 @dataclass
 class RerunPlan:
     state: InstanceState
@@ -50,14 +54,18 @@ def build_rerun(
             es = ev.executionStarted
             es.workflowInstance.instanceId = new_id
             es.workflowInstance.executionId.value = new_execution_id
-            if overwrite_input:
-                if input is None:
-                    es.ClearField("input")
-                else:
-                    es.input.value = input
         events.append(ev)
     target = events[-1]
-    getattr(target, target.WhichOneof("eventType")).rerunParentInstanceInfo.instanceID = source_id
+    body = getattr(target, target.WhichOneof("eventType"))
+    body.rerunParentInstanceInfo.instanceID = source_id
+    if overwrite_input:
+        # The replacement input is for the rerun event itself (the activity or child), never the workflow.
+        if target.HasField("timerCreated"):
+            raise RerunInvalid("a timer takes no input: input cannot be overwritten when rerunning from a timer")
+        if input is None:
+            body.ClearField("input")
+        else:
+            body.input.value = input
 
     state = InstanceState(instance_id=new_id)
     for ev in events:

@@ -122,10 +122,10 @@ def _wipe(conn: sqlite3.Connection, instance_id: str) -> None:
 
 
 def _insert_new(conn: sqlite3.Connection, new: NewInstance, status: int = PENDING, execution_id: str = "",
-                history_len: int = 0, updated_us: int | None = None) -> None:
+                history_len: int = 0, updated_us: int | None = None, replace_terminal: bool = True) -> None:
     existing = _status(conn, new.instance_id)
     if existing is not None:
-        if existing in ACTIVE_STATUSES:
+        if existing in ACTIVE_STATUSES or not replace_terminal:
             raise InstanceExists(new.instance_id)
         active_child = conn.execute(
             "SELECT instance_id FROM instances WHERE parent_instance_id = ? AND status NOT IN (?, ?, ?, ?) LIMIT 1",
@@ -414,7 +414,7 @@ class SqliteStore(Store):
     ) -> list[int]:
         def run(c: sqlite3.Connection) -> list[int]:
             _insert_new(c, new, status=status, execution_id=execution_id, history_len=len(history),
-                        updated_us=updated_us)
+                        updated_us=updated_us, replace_terminal=False)
             c.executemany(
                 "INSERT INTO history (instance_id, seq, payload) VALUES (?, ?, ?)",
                 [(new.instance_id, i, e) for i, e in enumerate(history)],

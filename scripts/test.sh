@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Run the durahub test suite against both supported SDK generations.
+#
+#   .venv19: dapr[workflow]==1.19.* + durahub (editable) + test tools; runs ruff and pytest.
+#   .venv18: dapr==1.18.3 + dapr-ext-workflow==1.18.3 + test tools, durahub NOT installed;
+#            the server is launched with .venv19's interpreter (DURAHUB_SERVER_PYTHON).
+#
+# Missing virtualenvs are created. Extra arguments are passed to both pytest runs, e.g.
+#   scripts/test.sh -k approval -x
+# Environment: PYTHON (interpreter used to create venvs, default python3.11 or python3),
+#   SKIP_V18=1 / SKIP_V19=1 to run only one generation, SKIP_RUFF=1.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+V19="$ROOT/.venv19"
+V18="$ROOT/.venv18"
+
+log() { printf '\n==> %s\n' "$*"; }
+
+setup_v19() {
+    if [[ ! -x "$V19/bin/python" ]]; then
+        log "creating $V19"
+        "$PYTHON" -m venv "$V19" || return 1
+        "$V19/bin/python" -m pip install -q --upgrade pip || return 1
+    fi
+    if ! "$V19/bin/python" -c "import durahub, dapr.ext.workflow, pytest, pytest_timeout, httpx" 2>/dev/null \
+        || ! [[ -x "$V19/bin/ruff" ]]; then
+        log "installing durahub[test] into $V19"
+        "$V19/bin/python" -m pip install -q -e ".[test]" || return 1
+    fi
+}
+
+setup_v18() {
+    if [[ ! -x "$V18/bin/python" ]]; then
+        log "creating $V18"
+        "$PYTHON" -m venv "$V18" || return 1
+        "$V18/bin/python" -m pip install -q --upgrade pip || return 1
+    fi
+    if ! "$V18/bin/python" -c "import dapr.ext.workflow, pytest, pytest_timeout, httpx" 2>/dev/null; then
+        log "installing the legacy SDK into $V18"
+        "$V18/bin/python" -m pip install -q \
+            "dapr==1.18.3" "dapr-ext-workflow==1.18.3" pytest pytest-timeout httpx || return 1
+    fi
+}
+
+status=0
+results=()
+
+setup_v19 || { echo "failed to set up $V19" >&2; exit 2; }
+if [[ "${SKIP_V18:-0}" != 1 ]]; then
+    setup_v18 || { echo "failed to set up $V18" >&2; exit 2; }
+fi
+
+if [[ "${SKIP_RUFF:-0}" != 1 ]]; then
+    log "ruff check src tests"
+    if "$V19/bin/ruff" check src tests; then
+        results+=("ruff: ok")
+    else
+        results+=("ruff: FAILED"); status=1
+    fi
+fi
+
+if [[ "${SKIP_V19:-0}" != 1 ]]; then
+    log "pytest with SDK 1.19 ($V19)"
+    if env -u DURAHUB_SERVER_PYTHON "$V19/bin/python" -m pytest -p no:cacheprovider "$@"; then
+        results+=("pytest (SDK 1.19): ok")
+    else
+        results+=("pytest (SDK 1.19): FAILED"); status=1
+    fi
+fi
+
+if [[ "${SKIP_V18:-0}" != 1 ]]; then
+    log "pytest with SDK 1.18.3 ($V18), server on $V19/bin/python"
+    if DURAHUB_SERVER_PYTHON="$V19/bin/python" "$V18/bin/python" -m pytest -p no:cacheprovider "$@"; then
+        results+=("pytest (SDK 1.18.3): ok")
+    else
+        results+=("pytest (SDK 1.18.3): FAILED"); status=1
+    fi
+fi
+
+log "summary"
+printf '  %s\n' "${results[@]}"
+exit "$status"
