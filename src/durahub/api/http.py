@@ -1,6 +1,14 @@
-"""HTTP adapter: Dapr's health and metadata endpoints (the workflow HTTP API is added separately)."""
+"""HTTP adapter: Dapr's health and metadata endpoints and its workflow HTTP API (spec §5).
+
+The workflow routes exist under `/v1.0-alpha1`, `/v1.0-beta1` and `/v1.0`; the `{component}` segment is
+required and ignored, bodies are raw strings, and none of the operations wait for the workflow.
+"""
 
 from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -8,10 +16,72 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from durahub import __version__
+from durahub.core.state import status_name
+from durahub.core.time import us_to_ts
 from durahub.engine import Engine
+from durahub.store.base import InstanceExists, InstanceNotFound, InstanceNotTerminal, InstanceRow, InstanceStalled
+
+PREFIXES = ("/v1.0-alpha1", "/v1.0-beta1", "/v1.0")
+MAX_ID_LENGTH = 64
+_VALID_ID = re.compile(r"^[\w-]+$")  # Unicode letters, digits, underscore and dash
+
+
+def dapr_error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"errorCode": code, "message": message}, status_code=status)
+
+
+def accepted() -> JSONResponse:
+    return JSONResponse({}, status_code=202)
+
+
+def not_found(instance_id: str) -> JSONResponse:
+    return dapr_error(404, "ERR_INSTANCE_ID_NOT_FOUND",
+                      f"unable to find workflow with the provided instance ID: {instance_id}")
+
+
+def workflow_json(row: InstanceRow) -> dict[str, object]:
+    properties: dict[str, str] = {}
+    if row.input is not None:
+        properties["dapr.workflow.input"] = row.input
+    if row.output is not None and row.failure is None:
+        properties["dapr.workflow.output"] = row.output
+    if row.custom_status is not None:
+        properties["dapr.workflow.custom_status"] = row.custom_status
+    if row.failure is not None:
+        from durahub.protos import pb
+
+        failure = pb.TaskFailureDetails.FromString(row.failure)
+        properties["dapr.workflow.failure.error_type"] = failure.errorType
+        properties["dapr.workflow.failure.error_message"] = failure.errorMessage
+        if failure.HasField("stackTrace"):
+            properties["dapr.workflow.failure.stack_trace"] = failure.stackTrace.value
+    body: dict[str, object] = {
+        "instanceID": row.instance_id,
+        "workflowName": row.name,
+        "createdAt": us_to_ts(row.created_us).ToJsonString(),
+        "lastUpdatedAt": us_to_ts(row.updated_us).ToJsonString(),
+        "runtimeStatus": status_name(row.status),
+    }
+    if properties:
+        body["properties"] = properties
+    return body
+
+
+async def read_body(request: Request, limit: int) -> str | Response:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return dapr_error(413, "ERR_BODY_TOO_LARGE", f"request body exceeds the limit of {limit} bytes")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return dapr_error(400, "ERR_BODY_READ", f"failed to read request body: {exc}")
 
 
 def create_app(engine: Engine) -> Starlette:
+    limit = engine.config.max_message_bytes
+
     async def healthz(request: Request) -> Response:
         return Response(status_code=204)
 
@@ -28,10 +98,102 @@ def create_app(engine: Engine) -> Starlette:
             }
         )
 
-    return Starlette(
-        routes=[
-            Route("/v1.0/healthz", healthz, methods=["GET"]),
-            Route("/v1.0/healthz/outbound", healthz, methods=["GET"]),
-            Route("/v1.0/metadata", metadata, methods=["GET"]),
-        ]
-    )
+    async def start(request: Request) -> Response:
+        name = request.path_params["name"]
+        instance_id = request.query_params.get("instanceID") or str(uuid.uuid4())
+        if len(instance_id) > MAX_ID_LENGTH:
+            return dapr_error(400, "ERR_INSTANCE_ID_TOO_LONG",
+                              f"workflow instance ID exceeds the max length of {MAX_ID_LENGTH} characters")
+        if not _VALID_ID.match(instance_id):
+            return dapr_error(400, "ERR_INSTANCE_ID_INVALID",
+                              f"workflow instance ID '{instance_id}' is invalid: only alphanumeric and underscore"
+                              " characters are allowed")
+        body = await read_body(request, limit)
+        if isinstance(body, Response):
+            return body
+        try:
+            await engine.start_instance(instance_id, name, body)
+        except InstanceExists as exc:
+            return dapr_error(500, "ERR_START_WORKFLOW",
+                              f"error starting workflow '{name}': unable to start workflow: failed to start workflow:"
+                              f" {exc}")
+        location = str(request.url_for(f"get{request.scope['route_prefix']}", component=request.path_params["component"],
+                                       instance_id=instance_id))
+        return JSONResponse({"instanceID": instance_id}, status_code=202, headers={"Location": location})
+
+    async def get(request: Request) -> Response:
+        instance_id = request.path_params["instance_id"]
+        row = await engine.get_instance(instance_id)
+        if row is None:
+            return not_found(instance_id)
+        return JSONResponse(workflow_json(row))
+
+    def operation(
+        code: str, describe: Callable[[str], str], act: Callable[[Request, str], Awaitable[object]],
+        unknown_is_404: bool = False,
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def handler(request: Request) -> Response:
+            instance_id = request.path_params["instance_id"]
+            try:
+                result = await act(request, instance_id)
+            except InstanceNotFound as exc:
+                if unknown_is_404:
+                    return not_found(instance_id)
+                return dapr_error(500, code, f"{describe(instance_id)}: {exc}")
+            except (InstanceStalled, InstanceNotTerminal, InstanceExists) as exc:
+                return dapr_error(500, code, f"{describe(instance_id)}: {exc}")
+            if isinstance(result, Response):
+                return result
+            return accepted()
+
+        return handler
+
+    async def raise_event(request: Request, instance_id: str) -> object:
+        event_name = request.path_params.get("event_name", "")
+        if not event_name:
+            return dapr_error(400, "ERR_WORKFLOW_EVENT_NAME_MISSING", "missing workflow event name")
+        body = await read_body(request, limit)
+        if isinstance(body, Response):
+            return body
+        await engine.raise_event(instance_id, event_name, body)
+        return None
+
+    routes: list[Route] = [
+        Route("/v1.0/healthz", healthz, methods=["GET"]),
+        Route("/v1.0/healthz/outbound", healthz, methods=["GET"]),
+        Route("/v1.0/metadata", metadata, methods=["GET"]),
+    ]
+    raise_handler = operation("ERR_RAISE_EVENT_WORKFLOW", lambda i: f"error raising event on workflow '{i}'",
+                              raise_event)
+    handlers = {
+        "raiseEvent/{event_name}": raise_handler,
+        "raiseEvent": raise_handler,
+        "raiseEvent/": raise_handler,
+        "pause": operation("ERR_PAUSE_WORKFLOW", lambda i: f"error pausing workflow {i}",
+                           lambda r, i: engine.suspend(i, None)),
+        "resume": operation("ERR_RESUME_WORKFLOW", lambda i: f"error resuming workflow {i}",
+                            lambda r, i: engine.resume(i, None)),
+        "terminate": operation("ERR_TERMINATE_WORKFLOW", lambda i: f"error terminating workflow '{i}'",
+                               lambda r, i: engine.terminate(i, None, True), unknown_is_404=True),
+        "purge": operation("ERR_PURGE_WORKFLOW", lambda i: f"error purging workflow {i}",
+                           lambda r, i: engine.purge(i, True), unknown_is_404=True),
+    }
+    for prefix in PREFIXES:
+        base = f"{prefix}/workflows/{{component}}"
+        routes.append(_prefixed(Route(f"{base}/{{name}}/start", start, methods=["POST"]), prefix))
+        routes.append(_prefixed(Route(f"{base}/{{instance_id}}", get, methods=["GET"], name=f"get{prefix}"), prefix))
+        for suffix, handler in handlers.items():
+            routes.append(_prefixed(Route(f"{base}/{{instance_id}}/{suffix}", handler, methods=["POST"]), prefix))
+    return Starlette(routes=routes)
+
+
+def _prefixed(route: Route, prefix: str) -> Route:
+    """Record which API prefix a request came in on, so a Location header points at the same version."""
+    endpoint = route.app
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        scope["route_prefix"] = prefix
+        await endpoint(scope, receive, send)
+
+    route.app = app
+    return route
