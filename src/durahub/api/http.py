@@ -19,7 +19,13 @@ from durahub import __version__
 from durahub.core.state import status_name
 from durahub.core.time import us_to_ts
 from durahub.engine import Engine
-from durahub.store.base import InstanceExists, InstanceNotFound, InstanceNotTerminal, InstanceRow, InstanceStalled
+from durahub.store.base import (
+    InstanceExists,
+    InstanceNotFound,
+    InstanceNotTerminal,
+    InstanceRow,
+    InstanceStalled,
+)
 
 PREFIXES = ("/v1.0-alpha1", "/v1.0-beta1", "/v1.0")
 MAX_ID_LENGTH = 64
