@@ -37,7 +37,9 @@ from durahub.core.turn import (
     apply_response,
     continue_as_new_state,
     execution_started,
+    force_terminate,
     prepare_turn,
+    stall_for_payload,
 )
 from durahub.protos import pb
 from durahub.store.base import (
@@ -469,6 +471,12 @@ class Engine:
             self._end_turn(instance_id, reschedule=True)
             return None
         self._turns[instance_id] = turn
+        size = turn.state.history_bytes + sum(e.ByteSize() + 6 for e in turn.plan.new_events)
+        budget = int(self.config.max_message_bytes * 0.95)
+        if size > budget:
+            # The worker could not receive it: stall (like daprd) instead of killing its stream.
+            await self._commit(turn, stall_for_payload(turn.state, turn.plan, size, budget, now_us()))
+            return None
         return self._workflow_item(turn, stream)
 
     def _workflow_item(self, turn: Turn, stream: Stream) -> pb.WorkItem:
@@ -528,7 +536,13 @@ class Engine:
             return None
         if len(rows) == INBOX_BATCH:
             self._rerun.add(instance_id)
-        return Turn(instance_id=instance_id, state=state, plan=plan)
+        turn = Turn(instance_id=instance_id, state=state, plan=plan)
+        if state.status == STALLED and plan.terminate is not None:
+            # A stalled instance cannot run a turn, but it can always be terminated.
+            self._turns[instance_id] = turn
+            await self._commit(turn, force_terminate(state, plan, now, self.config.app_id))
+            return None
+        return turn
 
     def _end_turn(self, instance_id: str, reschedule: bool) -> None:
         self._turns.pop(instance_id, None)

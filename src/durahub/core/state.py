@@ -57,6 +57,8 @@ class InstanceState:
     patches: list[str] = field(default_factory=list)
     first_version_name: str = ""
     has_workflow_started: bool = False
+    # Serialized size of the history, kept current so dispatch budgets cost nothing per turn.
+    history_bytes: int = 0
 
     @classmethod
     def from_history(cls, instance_id: str, generation: int, history: list[pb.HistoryEvent]) -> InstanceState:
@@ -95,6 +97,7 @@ class InstanceState:
 
     def append(self, event: pb.HistoryEvent) -> None:
         self.history.append(event)
+        self.history_bytes += event.ByteSize() + 6  # field tag and length prefix inside a repeated field
         kind = event.WhichOneof("eventType")
         self.updated_us = ts_to_us(event.timestamp)
         if kind != "executionStalled":

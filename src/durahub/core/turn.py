@@ -416,6 +416,22 @@ def apply_response(
     return outcome
 
 
+def force_terminate(state: InstanceState, plan: TurnPlan, now_us: int, app_id: str = "") -> TurnOutcome:
+    """Terminate without asking a worker (a stalled instance cannot run a turn)."""
+    assert plan.terminate is not None
+    response = pb.WorkflowResponse(instanceId=state.instance_id)
+    response.version.patches.extend(state.patches)
+    return apply_response(state, plan, response, now_us, lambda: "", app_id)
+
+
+def stall_for_payload(state: InstanceState, plan: TurnPlan, size: int, limit: int, now_us: int) -> TurnOutcome:
+    return _stall(
+        state, plan, pb.PAYLOAD_SIZE_EXCEEDED,
+        f"work item of {size} bytes exceeds the dispatch budget of {limit} bytes (95% of the max message size)",
+        now_us,
+    )
+
+
 def continue_as_new_state(state: InstanceState) -> InstanceState:
     """The empty state of the next generation, whose first turn carries the new executionStarted."""
     return InstanceState(instance_id=state.instance_id, generation=state.generation + 1)
