@@ -62,3 +62,23 @@ async def _serve(server: Server) -> None:
         await stop.wait()
     finally:
         await server.stop()
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--app-id", envvar="APP_ID", default="durahub-app", show_default=True)
+@click.option("--db", envvar="DURAHUB_DB", default=".durahub/durahub.db", show_default=True)
+@click.option("--grpc-port", type=int, default=50001, show_default=True)
+@click.option("--http-port", type=int, default=3500, show_default=True)
+@click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(app_id: str, db: str, grpc_port: int, http_port: int, log_level: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND next to an engine, like `dapr run -- COMMAND`.
+
+    Starts the engine (or attaches to one already serving on those ports), exports DAPR_GRPC_PORT,
+    DAPR_HTTP_PORT and APP_ID to the command, forwards SIGINT/SIGTERM, stops the engine it started when
+    the command exits, and exits with the command's exit code.
+    """
+    from durahub.launcher import run_with_engine
+
+    raise SystemExit(run_with_engine(list(command), app_id=app_id, db=db, grpc_port=grpc_port, http_port=http_port,
+                                     log_level=log_level))
