@@ -24,6 +24,8 @@ import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_PYTHON = os.environ.get("DURAHUB_SERVER_PYTHON", sys.executable)
+# Source tree put first on the server's PYTHONPATH (override to run the suite against a copy).
+SERVER_SRC = os.environ.get("DURAHUB_SERVER_SRC", str(REPO_ROOT / "src"))
 SERVER_READY_TIMEOUT = float(os.environ.get("DURAHUB_TEST_SERVER_READY_TIMEOUT", "30"))
 
 # Which SDK generation is installed in this interpreter.
@@ -122,7 +124,7 @@ class DurahubServer:
         assert self.proc is None or self.proc.poll() is not None, "server already running"
         env = dict(os.environ)
         # Works whether or not durahub is pip-installed into the server interpreter.
-        src = str(REPO_ROOT / "src")
+        src = SERVER_SRC
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

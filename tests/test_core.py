@@ -21,7 +21,9 @@ def ids():
 
 def started_state(instance_id: str = "i1", parent: pb.ParentInstanceInfo | None = None) -> InstanceState:
     state = InstanceState(instance_id=instance_id)
-    plan = prepare_turn(state, [InboxItem(1, execution_started(T0, instance_id, "e0", "wf", '"x"', parent=parent))], T0)
+    plan = prepare_turn(
+        state, [InboxItem(1, execution_started(T0, instance_id, "e0", "wf", '"x"', parent=parent))], T0
+    )
     apply_response(state, plan, pb.WorkflowResponse(instanceId=instance_id), T0, ids())
     return state
 
@@ -62,7 +64,13 @@ def test_duplicate_unmatched_and_stale_results_are_dropped() -> None:
     schedule(state, 1, 2)
     plan = prepare_turn(
         state,
-        [task_completed(1), task_completed(1), task_completed(7), task_completed(2, generation=5), task_completed(2)],
+        [
+            task_completed(1),
+            task_completed(1),
+            task_completed(7),
+            task_completed(2, generation=5),
+            task_completed(2),
+        ],
         T0,
     )
     results = [e.taskCompleted.taskScheduledId for e in plan.new_events if e.HasField("taskCompleted")]
@@ -78,7 +86,10 @@ def test_resume_of_a_running_instance_is_a_no_op_but_suspend_then_resume_is_kept
     suspend = pb.HistoryEvent(eventId=-1)
     suspend.executionSuspended.SetInParent()
     plan = prepare_turn(state, [InboxItem(1, suspend), InboxItem(2, resume)], T0)
-    assert [e.WhichOneof("eventType") for e in plan.new_events][1:] == ["executionSuspended", "executionResumed"]
+    assert [e.WhichOneof("eventType") for e in plan.new_events][1:] == [
+        "executionSuspended",
+        "executionResumed",
+    ]
 
 
 def test_suspend_turn_sets_status_and_events_still_delivered() -> None:

@@ -268,8 +268,12 @@ def test_many_concurrent_starts(client: wf.DaprWorkflowClient) -> None:
     n = 100
     ids = [new_id("conc") for _ in range(n)]
     with ThreadPoolExecutor(max_workers=32) as pool:
-        started = list(pool.map(lambda p: client.schedule_new_workflow(quick_wf, input=p[1], instance_id=p[0]),
-                                zip(ids, range(n), strict=True)))
+        started = list(
+            pool.map(
+                lambda p: client.schedule_new_workflow(quick_wf, input=p[1], instance_id=p[0]),
+                zip(ids, range(n), strict=True),
+            )
+        )
     assert started == ids
     for i, iid in enumerate(ids):
         assert assert_completed(complete(client, iid)) == 2 * i
@@ -282,7 +286,9 @@ def test_many_concurrent_long_poll_waiters(client: wf.DaprWorkflowClient) -> Non
     for iid in ids:
         wait_for_custom_status(client, iid, "waiting")
     with ThreadPoolExecutor(max_workers=n) as pool:
-        futures = [pool.submit(client.wait_for_workflow_completion, iid, timeout_in_seconds=60) for iid in ids]
+        futures = [
+            pool.submit(client.wait_for_workflow_completion, iid, timeout_in_seconds=60) for iid in ids
+        ]
         time.sleep(0.5)  # let every waiter block on the server
         assert all(status_of(client, iid) == wf.WorkflowStatus.RUNNING for iid in ids)
         for iid in ids:

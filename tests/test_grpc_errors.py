@@ -15,8 +15,9 @@ from helpers import DurahubServer, new_id
 
 @pytest.fixture(scope="module")
 def stub(server: DurahubServer) -> Iterator[stubs.TaskHubSidecarServiceStub]:
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}",
-                                    options=[("grpc.max_send_message_length", 16 * 1024 * 1024)])
+    channel = grpc.insecure_channel(
+        f"127.0.0.1:{server.grpc_port}", options=[("grpc.max_send_message_length", 16 * 1024 * 1024)]
+    )
     yield stubs.TaskHubSidecarServiceStub(channel)
     channel.close()
 
@@ -49,7 +50,9 @@ def test_get_unknown_instance_is_ok_with_exists_false(stub) -> None:
 def test_empty_ids_and_names_are_invalid_argument(stub) -> None:
     code, _ = _code(lambda: stub.GetInstance(pb.GetInstanceRequest(instanceId=""), timeout=10))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    code, msg = _code(lambda: stub.StartInstance(pb.CreateInstanceRequest(instanceId=new_id(), name=""), timeout=10))
+    code, msg = _code(
+        lambda: stub.StartInstance(pb.CreateInstanceRequest(instanceId=new_id(), name=""), timeout=10)
+    )
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "name" in msg
     code, _ = _code(lambda: stub.RaiseEvent(pb.RaiseEventRequest(instanceId="", name="x"), timeout=10))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
@@ -67,7 +70,9 @@ def test_operations_on_unknown_instances_are_not_found_and_name_the_instance(stu
         code, msg = _code(call)
         assert code == grpc.StatusCode.NOT_FOUND
         assert "no such instance exists" in msg and iid in msg
-    code, msg = _code(lambda: stub.GetInstanceHistory(pb.GetInstanceHistoryRequest(instanceId=iid), timeout=10))
+    code, msg = _code(
+        lambda: stub.GetInstanceHistory(pb.GetInstanceHistoryRequest(instanceId=iid), timeout=10)
+    )
     assert code == grpc.StatusCode.NOT_FOUND and iid in msg
     assert not _exists(stub, iid)
 
@@ -80,7 +85,9 @@ def test_duplicate_active_id_is_already_exists_and_purge_of_active_is_refused(st
     code, msg = _code(lambda: _future_start(stub, iid, name="other"))
     assert code == grpc.StatusCode.ALREADY_EXISTS
     assert f"an active workflow with ID '{iid}' already exists" in msg
-    code, msg = _code(lambda: stub.PurgeInstances(pb.PurgeInstancesRequest(instanceId=iid, recursive=True), timeout=10))
+    code, msg = _code(
+        lambda: stub.PurgeInstances(pb.PurgeInstancesRequest(instanceId=iid, recursive=True), timeout=10)
+    )
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "has not yet completed" in msg
     after = stub.GetInstance(pb.GetInstanceRequest(instanceId=iid), timeout=10).workflowState
     assert after.name == "wf" and after.workflowStatus == pb.ORCHESTRATION_STATUS_PENDING
@@ -96,8 +103,12 @@ def test_oversize_payload_is_resource_exhausted_and_stores_nothing(stub) -> None
 
 
 def test_late_and_unknown_completions_are_acknowledged(stub) -> None:
-    stub.CompleteActivityTask(pb.ActivityResponse(instanceId=new_id(), taskId=3, completionToken="bogus"), timeout=10)
-    stub.CompleteOrchestratorTask(pb.WorkflowResponse(instanceId=new_id(), completionToken="bogus"), timeout=10)
+    stub.CompleteActivityTask(
+        pb.ActivityResponse(instanceId=new_id(), taskId=3, completionToken="bogus"), timeout=10
+    )
+    stub.CompleteOrchestratorTask(
+        pb.WorkflowResponse(instanceId=new_id(), completionToken="bogus"), timeout=10
+    )
     stub.CompleteWorkflowTask(pb.WorkflowResponse(instanceId=new_id()), timeout=10)
 
 
@@ -117,7 +128,9 @@ def test_list_instance_ids_pages(stub) -> None:
     seen: list[str] = []
     token = ""
     for _ in range(100):
-        resp = stub.ListInstanceIDs(pb.ListInstanceIDsRequest(pageSize=2, continuationToken=token), timeout=10)
+        resp = stub.ListInstanceIDs(
+            pb.ListInstanceIDsRequest(pageSize=2, continuationToken=token), timeout=10
+        )
         assert len(resp.instanceIds) <= 2
         seen.extend(resp.instanceIds)
         token = resp.continuationToken

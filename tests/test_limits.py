@@ -27,7 +27,11 @@ def test_history_over_the_dispatch_budget_stalls_and_terminate_still_works(serve
     with running_runtime(srv, workflows=[growing_wf], activities=[blob]):
         small = client.schedule_new_workflow(growing_wf, input=2, instance_id=new_id("small"))
         st = client.wait_for_workflow_completion(small, timeout_in_seconds=30)
-        assert st is not None and st.runtime_status == wf.WorkflowStatus.COMPLETED and st.serialized_output == "40000"
+        assert (
+            st is not None
+            and st.runtime_status == wf.WorkflowStatus.COMPLETED
+            and st.serialized_output == "40000"
+        )
 
         big = client.schedule_new_workflow(growing_wf, input=20, instance_id=new_id("big"))
         wait_for_status(client, big, wf.WorkflowStatus.STALLED, timeout=30)

@@ -28,6 +28,8 @@ class Config:
     # Idle interval between health pings sent to workers that advertise the capability.
     health_ping_seconds: float = 15.0
     log_level: str = "info"
+    # When set, every call but the health endpoints must carry it as `dapr-api-token`.
+    api_token: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -39,6 +41,7 @@ class Config:
             app_id=os.environ.get("DURAHUB_APP_ID", "durahub"),
             max_message_bytes=_env_int("DURAHUB_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES),
             sqlite_synchronous=os.environ.get("DURAHUB_SQLITE_SYNCHRONOUS", "full"),
+            api_token=os.environ.get("DAPR_API_TOKEN") or None,
         )
         for key, value in overrides.items():
             if value is not None:

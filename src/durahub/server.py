@@ -8,7 +8,10 @@ import threading
 
 import grpc
 import uvicorn
+from dapr.proto.runtime.v1 import dapr_pb2_grpc
 
+from durahub.api.auth import GrpcTokenInterceptor, HttpTokenMiddleware
+from durahub.api.dapr import DaprWorkflowService
 from durahub.api.http import create_app
 from durahub.api.taskhub import TaskHubService
 from durahub.config import Config
@@ -54,14 +57,19 @@ class Server:
     async def start(self) -> None:
         await self.store.open()
         await self.engine.start()
-        self._grpc = grpc.aio.server(options=grpc_options(self.config))
+        token = self.config.api_token
+        self._grpc = grpc.aio.server(
+            options=grpc_options(self.config), interceptors=[GrpcTokenInterceptor(token)] if token else None
+        )
         taskhub_grpc.add_TaskHubSidecarServiceServicer_to_server(TaskHubService(self.engine), self._grpc)
+        dapr_pb2_grpc.add_DaprServicer_to_server(DaprWorkflowService(self.engine), self._grpc)
         self.grpc_port = self._grpc.add_insecure_port(f"{self.config.host}:{self.config.grpc_port}")
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {self.config.host}:{self.config.grpc_port}")
         await self._grpc.start()
+        app = create_app(self.engine)
         http_config = uvicorn.Config(
-            create_app(self.engine), host=self.config.host, port=self.config.http_port, log_level="warning",
+            HttpTokenMiddleware(app, token) if token else app, host=self.config.host, port=self.config.http_port, log_level="warning",
             lifespan="off",
         )
         self._http = uvicorn.Server(http_config)

@@ -6,7 +6,6 @@ required and ignored, bodies are raw strings, and none of the operations wait fo
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -16,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from durahub import __version__
+from durahub.api.common import dapr_id_error, workflow_properties
 from durahub.core.state import status_name
 from durahub.core.time import us_to_ts
 from durahub.engine import Engine
@@ -28,8 +28,6 @@ from durahub.store.base import (
 )
 
 PREFIXES = ("/v1.0-alpha1", "/v1.0-beta1", "/v1.0")
-MAX_ID_LENGTH = 64
-_VALID_ID = re.compile(r"^[\w-]+$")  # Unicode letters, digits, underscore and dash
 
 
 def dapr_error(status: int, code: str, message: str) -> JSONResponse:
@@ -46,21 +44,7 @@ def not_found(instance_id: str) -> JSONResponse:
 
 
 def workflow_json(row: InstanceRow) -> dict[str, object]:
-    properties: dict[str, str] = {}
-    if row.input is not None:
-        properties["dapr.workflow.input"] = row.input
-    if row.output is not None and row.failure is None:
-        properties["dapr.workflow.output"] = row.output
-    if row.custom_status is not None:
-        properties["dapr.workflow.custom_status"] = row.custom_status
-    if row.failure is not None:
-        from durahub.protos import pb
-
-        failure = pb.TaskFailureDetails.FromString(row.failure)
-        properties["dapr.workflow.failure.error_type"] = failure.errorType
-        properties["dapr.workflow.failure.error_message"] = failure.errorMessage
-        if failure.HasField("stackTrace"):
-            properties["dapr.workflow.failure.stack_trace"] = failure.stackTrace.value
+    properties = workflow_properties(row)
     body: dict[str, object] = {
         "instanceID": row.instance_id,
         "workflowName": row.name,
@@ -107,13 +91,9 @@ def create_app(engine: Engine) -> Starlette:
     async def start(request: Request) -> Response:
         name = request.path_params["name"]
         instance_id = request.query_params.get("instanceID") or str(uuid.uuid4())
-        if len(instance_id) > MAX_ID_LENGTH:
-            return dapr_error(400, "ERR_INSTANCE_ID_TOO_LONG",
-                              f"workflow instance ID exceeds the max length of {MAX_ID_LENGTH} characters")
-        if not _VALID_ID.match(instance_id):
-            return dapr_error(400, "ERR_INSTANCE_ID_INVALID",
-                              f"workflow instance ID '{instance_id}' is invalid: only alphanumeric and underscore"
-                              " characters are allowed")
+        invalid = dapr_id_error(instance_id)
+        if invalid is not None:
+            return dapr_error(400, *invalid)
         body = await read_body(request, limit)
         if isinstance(body, Response):
             return body
