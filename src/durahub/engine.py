@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from durahub.config import Config
 from durahub.core.rerun import build_rerun
 from durahub.core.state import (
+    ACTIVE_STATUSES,
     FAILED,
     PENDING,
     RUNNING,
@@ -45,10 +46,12 @@ from durahub.protos import pb
 from durahub.store.base import (
     InstanceExists,
     InstanceNotFound,
+    InstanceQuery,
     InstanceRow,
     NewChild,
     NewInstance,
     Store,
+    StoreError,
     TurnCommit,
 )
 
@@ -296,11 +299,7 @@ class Engine:
         log.info("event=event_raised instance=%s name=%s", instance_id, name)
 
     async def terminate(self, instance_id: str, output: str | None, recursive: bool) -> None:
-        ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
-        ev.executionTerminated.recurse = recursive
-        if output is not None:
-            ev.executionTerminated.input.value = output
-        await self._enqueue(instance_id, ev)
+        await self._enqueue(instance_id, _terminate_event(output, recursive))
         log.info("event=terminate_requested instance=%s recursive=%s", instance_id, recursive)
 
     async def suspend(self, instance_id: str, reason: str | None) -> None:
@@ -329,6 +328,43 @@ class Engine:
         count = await self.store.purge_where(created_from_us, created_to_us, statuses)
         self._states.clear()
         log.info("event=purged_by_filter count=%d", count)
+        return count
+
+    def new_instance_id(self) -> str:
+        return _new_id()
+
+    async def purge_matching(self, query: InstanceQuery) -> int:
+        """Purge each finished instance the query matches (recursively). Active ones are left alone."""
+        query.statuses = [s for s in (query.statuses or TERMINAL_STATUSES) if s in TERMINAL_STATUSES]
+        count = 0
+        while query.statuses:
+            rows = await self.store.query_instances(query)
+            for row in rows:
+                try:
+                    count += await self.purge(row.instance_id, recursive=True)
+                except StoreError:
+                    pass  # purged as someone's child meanwhile, or no longer finished
+            if len(rows) < query.limit:
+                break
+            query.after = (rows[-1].created_us, rows[-1].instance_id)
+        return count
+
+    async def terminate_matching(self, query: InstanceQuery, output: str | None) -> int:
+        """Request termination of each active instance the query matches. Returns how many were accepted."""
+        active = [s for s in (query.statuses or ACTIVE_STATUSES) if s in ACTIVE_STATUSES]
+        query.statuses = list(active)
+        count = 0
+        while query.statuses:
+            rows = await self.store.query_instances(query)
+            for row in rows:
+                try:
+                    if await self._enqueue(row.instance_id, _terminate_event(output, True)):
+                        count += 1
+                except StoreError:
+                    pass
+            if len(rows) < query.limit:
+                break
+            query.after = (rows[-1].created_us, rows[-1].instance_id)
         return count
 
     async def history(self, instance_id: str) -> list[pb.HistoryEvent] | None:
@@ -702,6 +738,14 @@ class Engine:
             ev.taskCompleted.taskExecutionId = task.request.taskExecutionId
         if await self.store.complete_task(task.seq, task.instance_id, task.generation, ev.SerializeToString()):
             self._schedule(task.instance_id)
+
+
+def _terminate_event(output: str | None, recursive: bool) -> pb.HistoryEvent:
+    ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
+    ev.executionTerminated.recurse = recursive
+    if output is not None:
+        ev.executionTerminated.input.value = output
+    return ev
 
 
 def is_started(row: InstanceRow) -> bool:

@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from durahub import __version__
 from durahub.api.common import dapr_id_error, workflow_properties
+from durahub.api.extensions import create_extensions_app
 from durahub.core.state import status_name
 from durahub.core.time import us_to_ts
 from durahub.engine import Engine
@@ -170,6 +171,7 @@ def create_app(engine: Engine) -> Starlette:
         routes.append(_prefixed(Route(f"{base}/{{instance_id}}", get, methods=["GET"], name=f"get{prefix}"), prefix))
         for suffix, handler in handlers.items():
             routes.append(_prefixed(Route(f"{base}/{{instance_id}}/{suffix}", handler, methods=["POST"]), prefix))
+    routes.append(Mount("/durahub/v1", app=create_extensions_app(engine)))
     return Starlette(routes=routes)
 
 

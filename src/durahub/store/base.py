@@ -122,6 +122,21 @@ class CommitResult:
 
 
 @dataclass
+class InstanceQuery:
+    """Filters for listing instances; results are ordered by (created_us, instance_id)."""
+
+    statuses: list[int] = field(default_factory=list)
+    name: str | None = None
+    created_from_us: int | None = None
+    created_to_us: int | None = None
+    id_prefix: str | None = None
+    parent_id: str | None = None
+    # Keyset cursor: the (created_us, instance_id) of the last row of the previous page.
+    after: tuple[int, str] | None = None
+    limit: int = 100
+
+
+@dataclass
 class NewInstance:
     instance_id: str
     name: str
@@ -188,6 +203,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_instance_ids(self, after: str | None, limit: int) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def query_instances(self, query: InstanceQuery) -> list[InstanceRow]: ...
 
     @abc.abstractmethod
     async def purge(self, instance_id: str, recursive: bool, force: bool) -> int:

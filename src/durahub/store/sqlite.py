@@ -30,6 +30,7 @@ from durahub.store.base import (
     InstanceExists,
     InstanceNotFound,
     InstanceNotTerminal,
+    InstanceQuery,
     InstanceRow,
     InstanceStalled,
     NewInstance,
@@ -384,6 +385,14 @@ class SqliteStore(Store):
 
         return await self._read(run)
 
+    async def query_instances(self, query: InstanceQuery) -> list[InstanceRow]:
+        sql, args = instance_query_sql(query)
+
+        def run(c: sqlite3.Connection) -> list[InstanceRow]:
+            return [_row(r) for r in c.execute(sql, args)]
+
+        return await self._read(run)
+
     async def purge(self, instance_id: str, recursive: bool, force: bool) -> int:
         return await self._write(lambda c: _purge(c, instance_id, recursive, force))
 
@@ -433,6 +442,39 @@ class SqliteStore(Store):
             ]
 
         return await self._write(run)
+
+
+def instance_query_sql(q: InstanceQuery) -> tuple[str, list[Any]]:
+    """Portable SQL for an instance listing (positional `?` parameters)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if q.statuses:
+        where.append(f"status IN ({','.join('?' * len(q.statuses))})")
+        args.extend(status_name(s) for s in q.statuses)
+    if q.name is not None:
+        where.append("name = ?")
+        args.append(q.name)
+    if q.created_from_us is not None:
+        where.append("created_us >= ?")
+        args.append(q.created_from_us)
+    if q.created_to_us is not None:
+        where.append("created_us < ?")
+        args.append(q.created_to_us)
+    if q.id_prefix:
+        where.append("substr(instance_id, 1, ?) = ?")
+        args.extend([len(q.id_prefix), q.id_prefix])
+    if q.parent_id is not None:
+        where.append("parent_instance_id = ?")
+        args.append(q.parent_id)
+    if q.after is not None:
+        where.append("(created_us > ? OR (created_us = ? AND instance_id > ?))")
+        args.extend([q.after[0], q.after[0], q.after[1]])
+    sql = f"SELECT {_ROW_COLUMNS} FROM instances"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY created_us, instance_id LIMIT ?"
+    args.append(q.limit)
+    return sql, args
 
 
 def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:

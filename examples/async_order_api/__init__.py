@@ -1,0 +1,1 @@
+"""async order api example."""

@@ -1,0 +1,1 @@
+"""management api example."""

@@ -1,0 +1,270 @@
+"""durahub's own HTTP API under `/durahub/v1`: what Dapr's API lacks (listing, history, bulk operations,
+waiting for a status change). Documented by the OpenAPI schema served at `/durahub/v1/openapi.json`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query
+from google.protobuf.json_format import MessageToDict
+from pydantic import BaseModel, Field
+
+from durahub import __version__
+from durahub.api.common import workflow_properties
+from durahub.core.rerun import RerunInvalid, RerunTargetNotFound
+from durahub.core.state import TERMINAL_STATUSES, status_from_name, status_name
+from durahub.core.time import ts_to_us
+from durahub.engine import Engine
+from durahub.protos import pb
+from durahub.store.base import InstanceExists, InstanceQuery, InstanceRow
+
+MAX_PAGE = 1000
+MAX_WAIT_SECONDS = 300.0
+MAX_ID_LENGTH = 1024
+
+
+class Status(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    TERMINATED = "TERMINATED"
+    PENDING = "PENDING"
+    SUSPENDED = "SUSPENDED"
+    STALLED = "STALLED"
+
+
+StatusQuery = Annotated[list[Status] | None, Query(description="Repeat to match any of several statuses")]
+
+
+class Failure(BaseModel):
+    error_type: str
+    error_message: str
+    stack_trace: str | None = None
+
+
+class Instance(BaseModel):
+    instance_id: str
+    workflow_name: str
+    status: Status
+    created_at: datetime
+    last_updated_at: datetime
+    completed_at: datetime | None = None
+    parent_instance_id: str | None = None
+    execution_id: str = ""
+    input: str | None = Field(None, description="The stored JSON input, as a string")
+    output: str | None = Field(None, description="The stored JSON output, as a string")
+    custom_status: str | None = None
+    failure: Failure | None = None
+    properties: dict[str, str] = Field(default_factory=dict, description="Dapr's dapr.workflow.* view")
+
+
+class InstancePage(BaseModel):
+    instances: list[Instance]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next page; absent on the last")
+
+
+class HistoryEvent(BaseModel):
+    event_id: int
+    kind: str = Field(description="The history event type, e.g. taskScheduled, timerFired, executionCompleted")
+    timestamp: datetime
+    details: dict[str, Any] = Field(description="The event's own fields (protobuf JSON names)")
+
+
+class InstanceWithHistory(Instance):
+    history: list[HistoryEvent]
+
+
+class WaitResult(BaseModel):
+    instance: Instance
+    timed_out: bool
+
+
+class RerunRequest(BaseModel):
+    event_id: int = Field(ge=0, le=2**31 - 1, description="eventId of a taskScheduled, timerCreated or"
+                                                         " childWorkflowInstanceCreated event")
+    new_instance_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
+    input: str | None = Field(None, description="Replacement JSON input for the rerun activity or child")
+    overwrite_input: bool = False
+
+
+class RerunResponse(BaseModel):
+    new_instance_id: str
+
+
+class Filter(BaseModel):
+    statuses: list[Status] = Field(default_factory=list)
+    workflow_name: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    instance_id_prefix: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
+    parent_instance_id: str | None = None
+
+
+class TerminateRequest(Filter):
+    output: str | None = Field(None, description="JSON output recorded on each terminated instance")
+
+
+class Count(BaseModel):
+    count: int
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+def _dt(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
+def instance_model(row: InstanceRow) -> Instance:
+    failure = None
+    if row.failure is not None:
+        f = pb.TaskFailureDetails.FromString(row.failure)
+        failure = Failure(error_type=f.errorType, error_message=f.errorMessage,
+                          stack_trace=f.stackTrace.value if f.HasField("stackTrace") else None)
+    return Instance(
+        instance_id=row.instance_id, workflow_name=row.name, status=Status(status_name(row.status)),
+        created_at=_dt(row.created_us), last_updated_at=_dt(row.updated_us),
+        completed_at=_dt(row.completed_us) if row.completed_us is not None else None,
+        parent_instance_id=row.parent_instance_id, execution_id=row.execution_id, input=row.input,
+        output=row.output, custom_status=row.custom_status, failure=failure, properties=workflow_properties(row),
+    )
+
+
+def event_model(event: pb.HistoryEvent) -> HistoryEvent:
+    kind = event.WhichOneof("eventType") or "unknown"
+    details = MessageToDict(getattr(event, kind)) if kind != "unknown" else {}
+    return HistoryEvent(event_id=event.eventId, kind=kind, timestamp=_dt(ts_to_us(event.timestamp)), details=details)
+
+
+def _us(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    return int(value.timestamp() * 1_000_000)
+
+
+def _query(f: Filter, limit: int = MAX_PAGE, after: tuple[int, str] | None = None) -> InstanceQuery:
+    return InstanceQuery(
+        statuses=[status_from_name(s.value) for s in f.statuses], name=f.workflow_name,
+        created_from_us=_us(f.created_from), created_to_us=_us(f.created_to), id_prefix=f.instance_id_prefix,
+        parent_id=f.parent_instance_id, after=after, limit=limit,
+    )
+
+
+def encode_cursor(row: InstanceRow) -> str:
+    return base64.urlsafe_b64encode(f"{row.created_us}:{row.instance_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        created, _, instance_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        return int(created), instance_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise HTTPException(status_code=400, detail=f"invalid cursor: {cursor!r}") from exc
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody},
+}
+
+
+def create_extensions_app(engine: Engine) -> FastAPI:
+    app = FastAPI(
+        title="durahub extension API",
+        version=__version__,
+        description="Listing, history, bulk operations and waiting, beyond Dapr's workflow API.",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+
+    async def _row_or_404(instance_id: str) -> InstanceRow:
+        row = await engine.get_instance(instance_id)
+        if row is None:
+            raise HTTPException(status_code=404, detail=f"workflow instance '{instance_id}' not found")
+        return row
+
+    @app.get("/instances", response_model=InstancePage, responses=ERRORS, summary="List instances")
+    async def list_instances(
+        status: StatusQuery = None,
+        workflow_name: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        instance_id_prefix: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_LENGTH)] = None,
+        parent_instance_id: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+        cursor: Annotated[str | None, Query(max_length=4 * MAX_ID_LENGTH)] = None,
+    ) -> InstancePage:
+        f = Filter(statuses=status or [], workflow_name=workflow_name, created_from=created_from, created_to=created_to,
+                   instance_id_prefix=instance_id_prefix, parent_instance_id=parent_instance_id)
+        after = decode_cursor(cursor) if cursor else None
+        rows = await engine.store.query_instances(_query(f, limit + 1, after))
+        page = rows[:limit]
+        return InstancePage(instances=[instance_model(r) for r in page],
+                            next_cursor=encode_cursor(page[-1]) if len(rows) > limit else None)
+
+    @app.get("/instances/{instance_id}", response_model=InstanceWithHistory, responses=ERRORS,
+             summary="One instance with its full history")
+    async def get_instance(instance_id: str) -> InstanceWithHistory:
+        row = await _row_or_404(instance_id)
+        history = await engine.history(instance_id) or []
+        return InstanceWithHistory(**instance_model(row).model_dump(), history=[event_model(e) for e in history])
+
+    @app.get("/instances/{instance_id}/wait", response_model=WaitResult, responses=ERRORS,
+             summary="Long-poll until the instance reaches one of the statuses (default: any terminal one) or"
+                     " changes after `changed_after`")
+    async def wait(
+        instance_id: str,
+        status: StatusQuery = None,
+        changed_after: Annotated[datetime | None, Query(description="Return once lastUpdatedAt is later")] = None,
+        timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 30.0,
+    ) -> WaitResult:
+        await _row_or_404(instance_id)
+        wanted = {status_from_name(s.value) for s in status or []} or set(TERMINAL_STATUSES)
+        after_us = _us(changed_after)
+
+        def done(row: InstanceRow) -> bool:
+            if after_us is not None:
+                return row.updated_us > after_us
+            return row.status in wanted
+
+        row = await engine.wait_for(instance_id, done, timeout)
+        if row is not None:
+            return WaitResult(instance=instance_model(row), timed_out=False)
+        return WaitResult(instance=instance_model(await _row_or_404(instance_id)), timed_out=True)
+
+    @app.post("/instances/{instance_id}/rerun", response_model=RerunResponse, status_code=202, responses=ERRORS,
+              summary="Start a new instance that replays this finished one up to an event and runs on from there")
+    async def rerun(instance_id: str, body: RerunRequest) -> RerunResponse:
+        row = await _row_or_404(instance_id)
+        if row.status not in TERMINAL_STATUSES:
+            raise HTTPException(status_code=409, detail=f"workflow instance '{instance_id}' is not in a terminal state")
+        if row.parent_instance_id:
+            raise HTTPException(status_code=409, detail=f"workflow instance '{instance_id}' is a child workflow")
+        new_id = body.new_instance_id or engine.new_instance_id()
+        if new_id == instance_id:
+            raise HTTPException(status_code=400, detail="new_instance_id must differ from the source instance id")
+        try:
+            await engine.rerun_from_event(instance_id, body.event_id, new_id, body.input, body.overwrite_input)
+        except RerunTargetNotFound as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        except RerunInvalid as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
+        except InstanceExists as exc:
+            raise HTTPException(status_code=409, detail=f"workflow instance '{new_id}' already exists") from exc
+        return RerunResponse(new_instance_id=new_id)
+
+    @app.post("/purge", response_model=Count, responses=ERRORS,
+              summary="Purge every finished instance matching the filter (children included)")
+    async def purge(body: Filter) -> Count:
+        return Count(count=await engine.purge_matching(_query(body)))
+
+    @app.post("/terminate", response_model=Count, responses=ERRORS,
+              summary="Terminate every active instance matching the filter (recursively); does not wait")
+    async def terminate(body: TerminateRequest) -> Count:
+        return Count(count=await engine.terminate_matching(_query(body), body.output))
+
+    return app
