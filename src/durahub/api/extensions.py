@@ -3,8 +3,6 @@ waiting for a status change). Documented by the OpenAPI schema served at `/durah
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -155,16 +153,19 @@ def _query(f: Filter, limit: int = MAX_PAGE, after: tuple[int, str] | None = Non
     )
 
 
+# A keyset cursor: "<created_us>:<instance_id>" of the last row of the previous page.
+CURSOR_PATTERN = r"^[0-9]{1,18}:.*$"
+
+
 def encode_cursor(row: InstanceRow) -> str:
-    return base64.urlsafe_b64encode(f"{row.created_us}:{row.instance_id}".encode()).decode()
+    return f"{row.created_us}:{row.instance_id}"
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        created, _, instance_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        return int(created), instance_id
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise HTTPException(status_code=400, detail=f"invalid cursor: {cursor!r}") from exc
+    created, sep, instance_id = cursor.partition(":")
+    if not sep or not created.isdigit() or len(created) > 18:
+        raise HTTPException(status_code=400, detail=f"invalid cursor: {cursor!r}")
+    return int(created), instance_id
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -196,7 +197,8 @@ def create_extensions_app(engine: Engine) -> FastAPI:
         instance_id_prefix: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_LENGTH)] = None,
         parent_instance_id: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-        cursor: Annotated[str | None, Query(max_length=4 * MAX_ID_LENGTH)] = None,
+        cursor: Annotated[str | None, Query(max_length=4 * MAX_ID_LENGTH, pattern=CURSOR_PATTERN,
+                                            description="next_cursor of the previous page")] = None,
     ) -> InstancePage:
         f = Filter(statuses=status or [], workflow_name=workflow_name, created_from=created_from, created_to=created_to,
                    instance_id_prefix=instance_id_prefix, parent_instance_id=parent_instance_id)

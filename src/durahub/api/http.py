@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -172,7 +173,16 @@ def create_app(engine: Engine) -> Starlette:
         for suffix, handler in handlers.items():
             routes.append(_prefixed(Route(f"{base}/{{instance_id}}/{suffix}", handler, methods=["POST"]), prefix))
     routes.append(Mount("/durahub/v1", app=create_extensions_app(engine)))
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors as JSON: FastAPI's shape under /durahub, Dapr's elsewhere."""
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/durahub/"):
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    code = "ERR_NOT_FOUND" if exc.status_code == 404 else "ERR_BAD_REQUEST"
+    return dapr_error(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}")
 
 
 def _prefixed(route: Route, prefix: str) -> Route:
