@@ -32,7 +32,7 @@ def main() -> None:
 @click.option("--grpc-port", envvar="DURAHUB_GRPC_PORT", type=int, default=50001, show_default=True)
 @click.option("--http-port", envvar="DURAHUB_HTTP_PORT", type=int, default=3500, show_default=True)
 @click.option("--db", envvar="DURAHUB_DB", default=".durahub/durahub.db", show_default=True,
-              help="SQLite database file.")
+              help="SQLite database file, or a postgresql:// URL.")
 @click.option("--app-id", envvar="DURAHUB_APP_ID", default="durahub", show_default=True)
 @click.option("--max-message-bytes", envvar="DURAHUB_MAX_MESSAGE_BYTES", type=int, default=4 * 1024 * 1024,
               show_default=True, help="Largest gRPC message accepted or sent.")

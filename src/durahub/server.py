@@ -36,6 +36,11 @@ def grpc_options(config: Config) -> list[tuple[str, int]]:
 
 
 def open_store(config: Config) -> Store:
+    """`postgresql://...` selects PostgreSQL; anything else is a SQLite file path."""
+    if config.db.startswith(("postgresql://", "postgres://")):
+        from durahub.store.postgres import PostgresStore
+
+        return PostgresStore(config.db)
     return SqliteStore(config.db, synchronous=config.sqlite_synchronous)
 
 

@@ -1,0 +1,621 @@
+"""The store in portable SQL, shared by SQLite and PostgreSQL: one writer thread with group commit, one
+reader thread.
+
+Writes queued while a commit is running are applied together in the next transaction, each inside its
+own savepoint, so every call stays atomic on its own while commits (and fsyncs) are shared. Subclasses
+only say how to connect and how their dialect spells a few types. SQL uses `?` placeholders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from durahub.core.state import (
+    ACTIVE_STATUSES,
+    PENDING,
+    STALLED,
+    TERMINAL_STATUSES,
+    status_from_name,
+    status_name,
+)
+from durahub.store.base import (
+    CommitResult,
+    InboxRow,
+    InstanceExists,
+    InstanceNotFound,
+    InstanceNotTerminal,
+    InstanceQuery,
+    InstanceRow,
+    InstanceStalled,
+    NewInstance,
+    Store,
+    TaskRow,
+    TurnCommit,
+)
+
+log = logging.getLogger("durahub.store")
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Conn(Protocol):
+    """The slice of a DB-API connection the store uses (sqlite3.Connection has it; PostgreSQL is adapted)."""
+
+    def execute(self, sql: str, args: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, args: Iterable[Sequence[Any]], /) -> Any: ...
+
+    def close(self) -> None: ...
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+MAX_BATCH = 256
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS durahub_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS instances (
+    instance_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    execution_id TEXT NOT NULL DEFAULT '',
+    generation INTEGER NOT NULL DEFAULT 0,
+    created_us BIGINT NOT NULL,
+    updated_us BIGINT NOT NULL,
+    completed_us BIGINT,
+    input TEXT,
+    output TEXT,
+    custom_status TEXT,
+    failure BLOB,
+    parent_instance_id TEXT,
+    parent_task_id INTEGER,
+    history_len INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS instances_status ON instances(status);
+CREATE INDEX IF NOT EXISTS instances_parent ON instances(parent_instance_id);
+CREATE INDEX IF NOT EXISTS instances_created ON instances(created_us);
+CREATE TABLE IF NOT EXISTS history (
+    instance_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (instance_id, seq)
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT NOT NULL,
+    visible_us BIGINT NOT NULL,
+    generation INTEGER,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_instance ON inbox(instance_id, seq);
+CREATE INDEX IF NOT EXISTS inbox_visible ON inbox(visible_us);
+CREATE TABLE IF NOT EXISTS tasks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    task_id INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_instance ON tasks(instance_id);
+"""
+
+_ROW_COLUMNS = (
+    "instance_id, name, status, execution_id, generation, created_us, updated_us, completed_us, input, output,"
+    " custom_status, failure, parent_instance_id, parent_task_id, history_len"
+)
+_TERMINAL_NAMES = tuple(status_name(s) for s in TERMINAL_STATUSES)
+
+
+def _row(r: tuple[Any, ...]) -> InstanceRow:
+    return InstanceRow(
+        instance_id=r[0], name=r[1], status=status_from_name(r[2]), execution_id=r[3], generation=r[4],
+        created_us=r[5], updated_us=r[6], completed_us=r[7], input=r[8], output=r[9], custom_status=r[10],
+        failure=bytes(r[11]) if r[11] is not None else None, parent_instance_id=r[12], parent_task_id=r[13],
+        history_len=r[14],
+    )
+
+
+def _status(conn: Conn, instance_id: str) -> int | None:
+    r = conn.execute("SELECT status FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
+    return status_from_name(r[0]) if r else None
+
+
+def _wipe(conn: Conn, instance_id: str) -> None:
+    for table in ("history", "inbox", "tasks", "instances"):
+        conn.execute(f"DELETE FROM {table} WHERE instance_id = ?", (instance_id,))
+
+
+def _insert_new(conn: Conn, new: NewInstance, status: int = PENDING, execution_id: str = "",
+                history_len: int = 0, updated_us: int | None = None, replace_terminal: bool = True) -> None:
+    existing = _status(conn, new.instance_id)
+    if existing is not None:
+        if existing in ACTIVE_STATUSES or not replace_terminal:
+            raise InstanceExists(new.instance_id)
+        active_child = conn.execute(
+            "SELECT instance_id FROM instances WHERE parent_instance_id = ? AND status NOT IN (?, ?, ?, ?) LIMIT 1",
+            (new.instance_id, *_TERMINAL_NAMES),
+        ).fetchone()
+        if active_child:
+            raise InstanceExists(
+                new.instance_id,
+                f"cannot recreate workflow with ID '{new.instance_id}': child workflow '{active_child[0]}' is active",
+            )
+        _wipe(conn, new.instance_id)
+    conn.execute(
+        "INSERT INTO instances (instance_id, name, status, execution_id, created_us, updated_us, input,"
+        " parent_instance_id, parent_task_id, history_len) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (new.instance_id, new.name, status_name(status), execution_id, new.created_us,
+         updated_us if updated_us is not None else new.created_us, new.input, new.parent_instance_id,
+         new.parent_task_id, history_len),
+    )
+    if new.start_event:
+        conn.execute(
+            "INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, ?, NULL, ?)",
+            (new.instance_id, new.visible_us, new.start_event),
+        )
+
+
+class SqlStore(Store):
+    """Everything but connecting: subclasses provide `_connect`, `BEGIN` and the schema's type names."""
+
+    name = "sql"
+    begin = "BEGIN"
+    blob_type = "BLOB"
+    serial_pk = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def __init__(self) -> None:
+        self._writes: queue.SimpleQueue[tuple[Callable[[Conn], Any], asyncio.Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._writer: threading.Thread | None = None
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"durahub-{self.name}-read")
+        self._read_conn: Conn | None = None
+
+    def _connect(self) -> Conn:
+        raise NotImplementedError
+
+    def _lock_schema(self, conn: Conn) -> None:
+        """Serialize schema set-up between processes starting at once (the transaction lock suffices in SQLite)."""
+
+    def schema_statements(self) -> list[str]:
+        text = SCHEMA.replace("BLOB", self.blob_type).replace("INTEGER PRIMARY KEY AUTOINCREMENT", self.serial_pk)
+        return [stmt for stmt in text.split(";") if stmt.strip()]
+
+    def describe(self) -> str:
+        return self.name
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        conn = await loop.run_in_executor(None, self._connect)
+        try:
+            await loop.run_in_executor(None, self._migrate, conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._writer = threading.Thread(target=self._write_loop, args=(conn,), name=f"durahub-{self.name}-write",
+                                        daemon=True)
+        self._writer.start()
+        self._read_conn = await loop.run_in_executor(self._reader, self._connect)
+
+    def _migrate(self, conn: Conn) -> None:
+        conn.execute(self.begin)
+        try:
+            self._lock_schema(conn)
+            for statement in self.schema_statements():
+                conn.execute(statement)
+            row = conn.execute("SELECT value FROM durahub_meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO durahub_meta (key, value) VALUES ('schema_version', ?)",
+                             (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"database {self.describe()} has schema version {row[0]}, newer than this durahub supports"
+                    f" ({SCHEMA_VERSION}); upgrade durahub"
+                )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writes.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+            self._writer = None
+        if self._read_conn is not None:
+            conn = self._read_conn
+            self._reader.submit(conn.close).result()
+            self._read_conn = None
+        self._reader.shutdown(wait=True)
+
+    # -- plumbing -------------------------------------------------------------------------------------
+
+    def _write_loop(self, conn: Conn) -> None:
+        stop = False
+        while not stop:
+            first = self._writes.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._writes.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+            try:
+                conn.execute(self.begin)
+                for fn, fut in batch:
+                    conn.execute("SAVEPOINT op")
+                    try:
+                        value = fn(conn)
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller
+                        conn.execute("ROLLBACK TO op")
+                        conn.execute("RELEASE op")
+                        results.append((fut, False, exc))
+                    else:
+                        conn.execute("RELEASE op")
+                        results.append((fut, True, value))
+                conn.execute("COMMIT")
+            except Exception as exc:  # noqa: BLE001 - the whole batch failed to commit
+                log.error("event=commit_failed error=%r batch=%d", exc, len(batch))
+                try:
+                    conn.execute("ROLLBACK")
+                except Exception:  # noqa: BLE001 - the connection may already be unusable
+                    pass
+                results = [(fut, False, exc) for _, fut in batch]
+            for fut, ok, value in results:
+                fut.get_loop().call_soon_threadsafe(_settle, fut, ok, value)
+        conn.close()
+
+    async def _write(self, fn: Callable[[Conn], T]) -> T:
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._writes.put((fn, fut))
+        return await fut
+
+    async def _read(self, fn: Callable[[Conn], T]) -> T:
+        conn = self._read_conn
+        assert conn is not None, "store is not open"
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, conn)
+
+    # -- instances ------------------------------------------------------------------------------------
+
+    async def create_instance(self, new: NewInstance) -> None:
+        await self._write(lambda c: _insert_new(c, new))
+
+    async def get_instance(self, instance_id: str) -> InstanceRow | None:
+        def run(c: Conn) -> InstanceRow | None:
+            r = c.execute(f"SELECT {_ROW_COLUMNS} FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
+            return _row(r) if r else None
+
+        return await self._read(run)
+
+    async def load_history(self, instance_id: str) -> list[bytes]:
+        def run(c: Conn) -> list[bytes]:
+            rows = c.execute("SELECT payload FROM history WHERE instance_id = ? ORDER BY seq", (instance_id,))
+            return [bytes(r[0]) for r in rows]
+
+        return await self._read(run)
+
+    async def load_inbox(self, instance_id: str, now_us: int, limit: int) -> list[InboxRow]:
+        def run(c: Conn) -> list[InboxRow]:
+            rows = c.execute(
+                "SELECT seq, generation, payload FROM inbox WHERE instance_id = ? AND visible_us <= ?"
+                " ORDER BY seq LIMIT ?",
+                (instance_id, now_us, limit),
+            )
+            return [InboxRow(r[0], r[1], bytes(r[2])) for r in rows]
+
+        return await self._read(run)
+
+    async def enqueue(self, instance_id: str, event: bytes, *, reject_stalled: bool = False) -> bool:
+        def run(c: Conn) -> bool:
+            status = _status(c, instance_id)
+            if status is None:
+                raise InstanceNotFound(instance_id)
+            if status in TERMINAL_STATUSES:
+                return False
+            if reject_stalled and status == STALLED:
+                raise InstanceStalled(instance_id)
+            c.execute(
+                "INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, 0, NULL, ?)",
+                (instance_id, event),
+            )
+            return True
+
+        return await self._write(run)
+
+    async def commit_turn(self, commit: TurnCommit) -> CommitResult:
+        return await self._write(lambda c: _commit_turn(c, commit))
+
+    async def commit_stall(self, instance_id: str, history_start: int, events: list[bytes], updated_us: int) -> None:
+        def run(c: Conn) -> None:
+            c.executemany(
+                "INSERT INTO history (instance_id, seq, payload) VALUES (?, ?, ?)",
+                [(instance_id, history_start + i, e) for i, e in enumerate(events)],
+            )
+            c.execute(
+                "UPDATE instances SET status = ?, updated_us = ?, history_len = ? WHERE instance_id = ?",
+                (status_name(STALLED), updated_us, history_start + len(events), instance_id),
+            )
+
+        await self._write(run)
+
+    async def consume_inbox(self, instance_id: str, seqs: list[int]) -> None:
+        if not seqs:
+            return
+
+        def run(c: Conn) -> None:
+            c.executemany("DELETE FROM inbox WHERE seq = ?", [(s,) for s in seqs])
+
+        await self._write(run)
+
+    async def complete_task(self, task_seq: int, instance_id: str, generation: int, event: bytes) -> bool:
+        def run(c: Conn) -> bool:
+            if c.execute("DELETE FROM tasks WHERE seq = ?", (task_seq,)).rowcount == 0:
+                return False
+            c.execute(
+                "INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, 0, ?, ?)",
+                (instance_id, generation, event),
+            )
+            return True
+
+        return await self._write(run)
+
+    async def pending_tasks(self) -> list[TaskRow]:
+        def run(c: Conn) -> list[TaskRow]:
+            rows = c.execute("SELECT seq, instance_id, generation, task_id, payload FROM tasks ORDER BY seq")
+            return [TaskRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+
+        return await self._read(run)
+
+    async def ready_instances(self, now_us: int) -> list[str]:
+        def run(c: Conn) -> list[str]:
+            rows = c.execute(
+                "SELECT instance_id, MIN(seq) AS first FROM inbox WHERE visible_us <= ?"
+                " GROUP BY instance_id ORDER BY first",
+                (now_us,),
+            )
+            return [r[0] for r in rows]
+
+        return await self._read(run)
+
+    async def future_wakeups(self, now_us: int) -> list[tuple[str, int]]:
+        def run(c: Conn) -> list[tuple[str, int]]:
+            rows = c.execute(
+                "SELECT instance_id, MIN(visible_us) FROM inbox WHERE visible_us > ? GROUP BY instance_id", (now_us,)
+            )
+            return [(r[0], r[1]) for r in rows]
+
+        return await self._read(run)
+
+    async def instances_with_status(self, status: int) -> list[str]:
+        def run(c: Conn) -> list[str]:
+            rows = c.execute("SELECT instance_id FROM instances WHERE status = ?", (status_name(status),))
+            return [r[0] for r in rows]
+
+        return await self._read(run)
+
+    async def list_instance_ids(self, after: str | None, limit: int) -> list[str]:
+        def run(c: Conn) -> list[str]:
+            rows = c.execute(
+                "SELECT instance_id FROM instances WHERE instance_id > ? ORDER BY instance_id LIMIT ?",
+                (after or "", limit),
+            )
+            return [r[0] for r in rows]
+
+        return await self._read(run)
+
+    async def query_instances(self, query: InstanceQuery) -> list[InstanceRow]:
+        sql, args = instance_query_sql(query)
+
+        def run(c: Conn) -> list[InstanceRow]:
+            return [_row(r) for r in c.execute(sql, args)]
+
+        return await self._read(run)
+
+    async def purge(self, instance_id: str, recursive: bool, force: bool) -> int:
+        return await self._write(lambda c: _purge(c, instance_id, recursive, force))
+
+    async def purge_where(self, created_from_us: int | None, created_to_us: int | None, statuses: list[int]) -> int:
+        def run(c: Conn) -> int:
+            wanted = [status_name(s) for s in (statuses or TERMINAL_STATUSES) if s in TERMINAL_STATUSES]
+            if not wanted:
+                return 0
+            sql = f"SELECT instance_id FROM instances WHERE status IN ({','.join('?' * len(wanted))})"
+            args: list[Any] = list(wanted)
+            if created_from_us is not None:
+                sql += " AND created_us >= ?"
+                args.append(created_from_us)
+            if created_to_us is not None:
+                sql += " AND created_us < ?"
+                args.append(created_to_us)
+            count = 0
+            for (instance_id,) in c.execute(sql, args).fetchall():
+                if _status(c, instance_id) is not None:
+                    count += _purge(c, instance_id, True, False)
+            return count
+
+        return await self._write(run)
+
+    async def create_with_history(
+        self, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes]],
+        timers: list[tuple[int, int, bytes]], execution_id: str, updated_us: int,
+    ) -> list[int]:
+        def run(c: Conn) -> list[int]:
+            _insert_new(c, new, status=status, execution_id=execution_id, history_len=len(history),
+                        updated_us=updated_us, replace_terminal=False)
+            c.executemany(
+                "INSERT INTO history (instance_id, seq, payload) VALUES (?, ?, ?)",
+                [(new.instance_id, i, e) for i, e in enumerate(history)],
+            )
+            for gen, fire_us, ev in timers:
+                c.execute(
+                    "INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, ?, ?, ?)",
+                    (new.instance_id, fire_us, gen, ev),
+                )
+            return [
+                c.execute(
+                    "INSERT INTO tasks (instance_id, generation, task_id, payload) VALUES (?, ?, ?, ?) RETURNING seq",
+                    (new.instance_id, gen, task_id, payload),
+                ).fetchone()[0]
+                for gen, task_id, payload in tasks
+            ]
+
+        return await self._write(run)
+
+
+def instance_query_sql(q: InstanceQuery) -> tuple[str, list[Any]]:
+    """Portable SQL for an instance listing (positional `?` parameters)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if q.statuses:
+        where.append(f"status IN ({','.join('?' * len(q.statuses))})")
+        args.extend(status_name(s) for s in q.statuses)
+    if q.name is not None:
+        where.append("name = ?")
+        args.append(q.name)
+    if q.created_from_us is not None:
+        where.append("created_us >= ?")
+        args.append(q.created_from_us)
+    if q.created_to_us is not None:
+        where.append("created_us < ?")
+        args.append(q.created_to_us)
+    if q.id_prefix:
+        where.append("substr(instance_id, 1, ?) = ?")
+        args.extend([len(q.id_prefix), q.id_prefix])
+    if q.parent_id is not None:
+        where.append("parent_instance_id = ?")
+        args.append(q.parent_id)
+    if q.after is not None:
+        where.append("(created_us > ? OR (created_us = ? AND instance_id > ?))")
+        args.extend([q.after[0], q.after[0], q.after[1]])
+    sql = f"SELECT {_ROW_COLUMNS} FROM instances"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY created_us, instance_id LIMIT ?"
+    args.append(q.limit)
+    return sql, args
+
+
+def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if fut.done():
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
+
+
+def _purge(c: Conn, instance_id: str, recursive: bool, force: bool) -> int:
+    status = _status(c, instance_id)
+    if status is None:
+        raise InstanceNotFound(instance_id)
+    if not force:
+        if status == STALLED and not recursive:
+            raise InstanceStalled(instance_id)
+        if status not in TERMINAL_STATUSES:
+            raise InstanceNotTerminal(instance_id)
+    count = 0
+    if recursive:
+        children = c.execute("SELECT instance_id FROM instances WHERE parent_instance_id = ?", (instance_id,)).fetchall()
+        for (child,) in children:
+            count += _purge(c, child, True, force)
+    _wipe(c, instance_id)
+    return count + 1
+
+
+def _commit_turn(c: Conn, t: TurnCommit) -> CommitResult:
+    if _status(c, t.instance_id) is None:
+        raise InstanceNotFound(t.instance_id)  # purged while the turn ran
+    terminal = t.status in TERMINAL_STATUSES
+    if t.replace_history:
+        c.execute("DELETE FROM history WHERE instance_id = ?", (t.instance_id,))
+        c.execute("DELETE FROM tasks WHERE instance_id = ? AND generation < ?", (t.instance_id, t.generation))
+        c.execute(
+            "DELETE FROM inbox WHERE instance_id = ? AND generation IS NOT NULL AND generation < ?",
+            (t.instance_id, t.generation),
+        )
+    c.executemany(
+        "INSERT INTO history (instance_id, seq, payload) VALUES (?, ?, ?)",
+        [(t.instance_id, t.history_start + i, e) for i, e in enumerate(t.events)],
+    )
+    if t.consumed:
+        c.executemany("DELETE FROM inbox WHERE seq = ?", [(s,) for s in t.consumed])
+    c.execute(
+        "UPDATE instances SET name = ?, status = ?, execution_id = ?, generation = ?, created_us = ?, updated_us = ?,"
+        " completed_us = ?, input = ?, output = ?, custom_status = ?, failure = ?, parent_instance_id = ?,"
+        " parent_task_id = ?, history_len = ? WHERE instance_id = ?",
+        (t.name, status_name(t.status), t.execution_id, t.generation, t.created_us, t.updated_us,
+         t.updated_us if terminal else None, t.input, t.output, t.custom_status, t.failure, t.parent_instance_id,
+         t.parent_task_id, t.history_start + len(t.events), t.instance_id),
+    )
+    woken: set[str] = set()
+    task_seqs: list[int] = []
+    if terminal:
+        # Nothing of a finished instance runs any more: pending activities, timers and queued events go.
+        c.execute("DELETE FROM tasks WHERE instance_id = ?", (t.instance_id,))
+        c.execute("DELETE FROM inbox WHERE instance_id = ?", (t.instance_id,))
+    else:
+        for gen, task_id, payload in t.tasks:
+            seq = c.execute(
+                "INSERT INTO tasks (instance_id, generation, task_id, payload) VALUES (?, ?, ?, ?) RETURNING seq",
+                (t.instance_id, gen, task_id, payload),
+            ).fetchone()[0]
+            task_seqs.append(seq)
+        c.executemany(
+            "INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, ?, ?, ?)",
+            [(t.instance_id, fire_us, gen, ev) for gen, fire_us, ev in t.timers],
+        )
+        for child in t.children:
+            existing = c.execute(
+                "SELECT status, parent_instance_id, parent_task_id FROM instances WHERE instance_id = ?",
+                (child.instance_id,),
+            ).fetchone()
+            if existing and existing[1] == t.instance_id and existing[2] == child.parent_task_id:
+                continue  # the same creation delivered twice
+            if existing and status_from_name(existing[0]) in ACTIVE_STATUSES:
+                c.execute(
+                    "INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, 0, ?, ?)",
+                    (t.instance_id, t.generation, child.conflict_event),
+                )
+                woken.add(t.instance_id)
+                continue
+            _insert_new(
+                c,
+                NewInstance(
+                    instance_id=child.instance_id, name=child.name, created_us=child.created_us, input=None,
+                    start_event=child.start_event, parent_instance_id=t.instance_id,
+                    parent_task_id=child.parent_task_id,
+                ),
+            )
+            woken.add(child.instance_id)
+    for target, event in t.messages:
+        status = _status(c, target)
+        if status is None or status in TERMINAL_STATUSES:
+            continue
+        c.execute("INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, 0, NULL, ?)",
+                  (target, event))
+        woken.add(target)
+    return CommitResult(task_seqs=task_seqs, woken=woken)
