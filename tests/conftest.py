@@ -21,7 +21,9 @@ from typing import Any  # noqa: E402
 import dapr.ext.workflow as wf  # noqa: E402
 import pytest  # noqa: E402
 from helpers import (  # noqa: E402
+    BACKEND,
     SERVER_PYTHON,
+    drop_pg_database,
     DurahubServer,
     make_client,
     make_runtime,
@@ -40,7 +42,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             versions.append(f"{dist}=={md.version(dist)}")
         except md.PackageNotFoundError:
             pass
-    return [f"durahub server python: {SERVER_PYTHON}", f"sdk: {', '.join(versions)}"]
+    return [f"durahub server python: {SERVER_PYTHON}", f"sdk: {', '.join(versions)}", f"store backend: {BACKEND}"]
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -85,6 +87,8 @@ def _dispose(s: DurahubServer) -> None:
     finally:
         if s in _LIVE_SERVERS:
             _LIVE_SERVERS.remove(s)
+        if s.db.startswith("postgresql://"):
+            drop_pg_database(s.db)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,29 @@ SERVER_PYTHON = os.environ.get("DURAHUB_SERVER_PYTHON", sys.executable)
 SERVER_SRC = os.environ.get("DURAHUB_SERVER_SRC", str(REPO_ROOT / "src"))
 SERVER_READY_TIMEOUT = float(os.environ.get("DURAHUB_TEST_SERVER_READY_TIMEOUT", "30"))
 
+# DURAHUB_TEST_BACKEND=postgres runs every server on a fresh database of the local PostgreSQL.
+BACKEND = os.environ.get("DURAHUB_TEST_BACKEND", "sqlite")
+PG_ADMIN_DSN = os.environ.get("DURAHUB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _psql(sql: str) -> None:
+    subprocess.run(["psql", PG_ADMIN_DSN, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True,
+                   capture_output=True, timeout=60)
+
+
+def create_pg_database() -> str:
+    """A throwaway database on the admin server; returns its URL."""
+    name = f"durahub_test_{uuid.uuid4().hex[:12]}"
+    _psql(f"CREATE DATABASE {name}")
+    return PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with contextlib.suppress(subprocess.SubprocessError):
+        _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 # Which SDK generation is installed in this interpreter.
 HAS_MANAGEMENT_API = hasattr(wf.DaprWorkflowClient, "get_workflow_history")
 
@@ -84,6 +107,8 @@ class DurahubServer:
         extra_args: Iterable[str] = (),
     ) -> None:
         self.db_path = Path(db_path)
+        # The --db value: the SQLite file, or a fresh PostgreSQL database that lives as long as this object.
+        self.db = create_pg_database() if BACKEND == "postgres" else str(self.db_path)
         self.log_path = Path(log_path)
         self.grpc_port = grpc_port or free_port()
         self.http_port = http_port or free_port()
@@ -113,7 +138,7 @@ class DurahubServer:
             "--http-port",
             str(self.http_port),
             "--db",
-            str(self.db_path),
+            self.db,
             "--log-level",
             self.log_level,
             *self.extra_args,

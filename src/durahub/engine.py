@@ -76,6 +76,17 @@ class EngineStopping(Exception):
     pass
 
 
+class InvalidRequest(Exception):
+    """A request no store could keep (the same rule for every backend)."""
+
+
+def check_text(**fields: str | None) -> None:
+    # PostgreSQL text cannot hold NUL; refusing it everywhere keeps both backends alike.
+    for name, value in fields.items():
+        if value is not None and "\x00" in value:
+            raise InvalidRequest(f"{name} must not contain NUL characters")
+
+
 @dataclass
 class Stream:
     """One open GetWorkItems stream: its capabilities and the items it owes an answer for."""
@@ -242,7 +253,7 @@ class Engine:
         while True:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.setdefault(instance_id, []).append((predicate, fut))
-            row = await self.store.get_instance(instance_id)
+            row = await self.get_instance(instance_id)
             remaining = None if deadline is None else deadline - time.monotonic()
             if (row is not None and predicate(row)) or (remaining is not None and remaining <= 0):
                 waiters = self._waiters.get(instance_id, [])
@@ -265,6 +276,7 @@ class Engine:
     async def start_instance(
         self, instance_id: str, name: str, input: str | None, scheduled_us: int | None = None
     ) -> None:
+        check_text(instance_id=instance_id, name=name, input=input)
         now = now_us()
         start = execution_started(now, instance_id, _new_id(), name, input, scheduled_us=scheduled_us,
                                   app_id=self.config.app_id)
@@ -282,15 +294,19 @@ class Engine:
             self._schedule(instance_id)
 
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
+        if "\x00" in instance_id:
+            return None  # no such id can exist
         return await self.store.get_instance(instance_id)
 
     async def _enqueue(self, instance_id: str, event: pb.HistoryEvent, reject_stalled: bool = False) -> bool:
+        check_text(instance_id=instance_id)
         accepted = await self.store.enqueue(instance_id, event.SerializeToString(), reject_stalled=reject_stalled)
         if accepted:
             self._schedule(instance_id)
         return accepted
 
     async def raise_event(self, instance_id: str, name: str, input: str | None) -> None:
+        check_text(event_name=name, event_data=input)
         ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
         ev.eventRaised.name = name
         if input is not None:
@@ -299,10 +315,12 @@ class Engine:
         log.info("event=event_raised instance=%s name=%s", instance_id, name)
 
     async def terminate(self, instance_id: str, output: str | None, recursive: bool) -> None:
+        check_text(output=output)
         await self._enqueue(instance_id, _terminate_event(output, recursive))
         log.info("event=terminate_requested instance=%s recursive=%s", instance_id, recursive)
 
     async def suspend(self, instance_id: str, reason: str | None) -> None:
+        check_text(reason=reason)
         ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
         ev.executionSuspended.SetInParent()
         if reason:
@@ -311,6 +329,7 @@ class Engine:
         log.info("event=suspend_requested instance=%s", instance_id)
 
     async def resume(self, instance_id: str, reason: str | None) -> None:
+        check_text(reason=reason)
         ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
         ev.executionResumed.SetInParent()
         if reason:
@@ -319,6 +338,7 @@ class Engine:
         log.info("event=resume_requested instance=%s", instance_id)
 
     async def purge(self, instance_id: str, recursive: bool, force: bool = False) -> int:
+        check_text(instance_id=instance_id)
         count = await self.store.purge(instance_id, recursive, force)
         self._forget(instance_id)
         log.info("event=purged instance=%s recursive=%s count=%d", instance_id, recursive, count)
@@ -335,6 +355,8 @@ class Engine:
 
     async def purge_matching(self, query: InstanceQuery) -> int:
         """Purge each finished instance the query matches (recursively). Active ones are left alone."""
+        await self.query_instances(InstanceQuery(name=query.name, id_prefix=query.id_prefix,
+                                                 parent_id=query.parent_id, limit=0))
         query.statuses = [s for s in (query.statuses or TERMINAL_STATUSES) if s in TERMINAL_STATUSES]
         count = 0
         while query.statuses:
@@ -351,6 +373,7 @@ class Engine:
 
     async def terminate_matching(self, query: InstanceQuery, output: str | None) -> int:
         """Request termination of each active instance the query matches. Returns how many were accepted."""
+        check_text(output=output, name=query.name, id_prefix=query.id_prefix, parent_id=query.parent_id)
         active = [s for s in (query.statuses or ACTIVE_STATUSES) if s in ACTIVE_STATUSES]
         query.statuses = list(active)
         count = 0
@@ -368,12 +391,18 @@ class Engine:
         return count
 
     async def history(self, instance_id: str) -> list[pb.HistoryEvent] | None:
-        if await self.store.get_instance(instance_id) is None:
+        if await self.get_instance(instance_id) is None:
             return None
         return [pb.HistoryEvent.FromString(b) for b in await self.store.load_history(instance_id)]
 
     async def list_instance_ids(self, after: str | None, limit: int) -> list[str]:
+        check_text(continuation_token=after)
         return await self.store.list_instance_ids(after, limit)
+
+    async def query_instances(self, query: InstanceQuery) -> list[InstanceRow]:
+        check_text(name=query.name, id_prefix=query.id_prefix, parent_id=query.parent_id,
+                   after=query.after[1] if query.after else None)
+        return await self.store.query_instances(query)
 
     def _forget(self, instance_id: str) -> None:
         self._states.pop(instance_id, None)
@@ -385,6 +414,7 @@ class Engine:
     ) -> None:
         """Copy a finished instance's history up to one of its scheduling events into a new instance and
         re-run from there (the event and any work unfinished before it are scheduled again)."""
+        check_text(new_instance_id=new_id, input=input, new_child_instance_id=new_child_id)
         history = await self.history(source_id)
         if history is None:
             raise InstanceNotFound(source_id)
@@ -767,6 +797,7 @@ def is_running_or_finished(row: InstanceRow) -> bool:
 __all__ = [
     "Engine",
     "EngineStopping",
+    "InvalidRequest",
     "InstanceExists",
     "InstanceNotFound",
     "Stream",

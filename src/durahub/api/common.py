@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+import grpc
+
+from durahub.engine import InvalidRequest
 from durahub.protos import pb
 from durahub.store.base import InstanceRow
+
+C = TypeVar("C", bound=type)
 
 MAX_DAPR_ID_LENGTH = 64
 _VALID_ID = re.compile(r"^[\w-]+$")  # Unicode letters, digits, underscore and dash
@@ -40,3 +48,24 @@ def workflow_properties(row: InstanceRow) -> dict[str, str]:
         if failure.HasField("stackTrace"):
             properties["dapr.workflow.failure.stack_trace"] = failure.stackTrace.value
     return properties
+
+
+def invalid_requests_are_invalid_argument(cls: C) -> C:
+    """Class decorator for gRPC servicers: an `InvalidRequest` from the engine becomes INVALID_ARGUMENT."""
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_") or not callable(method):
+            continue
+
+        def wrap(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            @functools.wraps(fn)
+            async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    return await fn(self, request, context)
+                except InvalidRequest as exc:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+            return handler
+
+        if name != "GetWorkItems":  # a streaming handler; it takes no user text
+            setattr(cls, name, wrap(method))
+    return cls

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
 from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, Field
 
@@ -16,7 +17,7 @@ from durahub.api.common import workflow_properties
 from durahub.core.rerun import RerunInvalid, RerunTargetNotFound
 from durahub.core.state import TERMINAL_STATUSES, status_from_name, status_name
 from durahub.core.time import ts_to_us
-from durahub.engine import Engine
+from durahub.engine import Engine, InvalidRequest
 from durahub.protos import pb
 from durahub.store.base import InstanceExists, InstanceQuery, InstanceRow
 
@@ -34,6 +35,11 @@ class Status(StrEnum):
     SUSPENDED = "SUSPENDED"
     STALLED = "STALLED"
 
+
+# No store can keep NUL characters; saying so in the schema keeps clients (and fuzzers) honest.
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, Field(pattern=NO_NUL)]
+InstanceIdPath = Annotated[str, Path(pattern=NO_NUL, max_length=MAX_ID_LENGTH)]
 
 StatusQuery = Annotated[list[Status] | None, Query(description="Repeat to match any of several statuses")]
 
@@ -84,8 +90,8 @@ class WaitResult(BaseModel):
 class RerunRequest(BaseModel):
     event_id: int = Field(ge=0, le=2**31 - 1, description="eventId of a taskScheduled, timerCreated or"
                                                          " childWorkflowInstanceCreated event")
-    new_instance_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
-    input: str | None = Field(None, description="Replacement JSON input for the rerun activity or child")
+    new_instance_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL)
+    input: str | None = Field(None, pattern=NO_NUL, description="Replacement JSON input for the rerun activity or child")
     overwrite_input: bool = False
 
 
@@ -95,15 +101,15 @@ class RerunResponse(BaseModel):
 
 class Filter(BaseModel):
     statuses: list[Status] = Field(default_factory=list)
-    workflow_name: str | None = None
+    workflow_name: Text | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
-    instance_id_prefix: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
-    parent_instance_id: str | None = None
+    instance_id_prefix: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL)
+    parent_instance_id: Text | None = None
 
 
 class TerminateRequest(Filter):
-    output: str | None = Field(None, description="JSON output recorded on each terminated instance")
+    output: str | None = Field(None, pattern=NO_NUL, description="JSON output recorded on each terminated instance")
 
 
 class Count(BaseModel):
@@ -154,7 +160,7 @@ def _query(f: Filter, limit: int = MAX_PAGE, after: tuple[int, str] | None = Non
 
 
 # A keyset cursor: "<created_us>:<instance_id>" of the last row of the previous page.
-CURSOR_PATTERN = r"^[0-9]{1,18}:.*$"
+CURSOR_PATTERN = r"^[0-9]{1,18}:[^\x00]*$"
 
 
 def encode_cursor(row: InstanceRow) -> str:
@@ -173,8 +179,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=400)
+
+
 def create_extensions_app(engine: Engine) -> FastAPI:
     app = FastAPI(
+        exception_handlers={InvalidRequest: _invalid},
         title="durahub extension API",
         version=__version__,
         description="Listing, history, bulk operations and waiting, beyond Dapr's workflow API.",
@@ -191,11 +202,11 @@ def create_extensions_app(engine: Engine) -> FastAPI:
     @app.get("/instances", response_model=InstancePage, responses=ERRORS, summary="List instances")
     async def list_instances(
         status: StatusQuery = None,
-        workflow_name: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
+        workflow_name: Annotated[str | None, Query(max_length=MAX_ID_LENGTH, pattern=NO_NUL)] = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
-        instance_id_prefix: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_LENGTH)] = None,
-        parent_instance_id: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
+        instance_id_prefix: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL)] = None,
+        parent_instance_id: Annotated[str | None, Query(max_length=MAX_ID_LENGTH, pattern=NO_NUL)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
         cursor: Annotated[str | None, Query(max_length=4 * MAX_ID_LENGTH, pattern=CURSOR_PATTERN,
                                             description="next_cursor of the previous page")] = None,
@@ -203,14 +214,14 @@ def create_extensions_app(engine: Engine) -> FastAPI:
         f = Filter(statuses=status or [], workflow_name=workflow_name, created_from=created_from, created_to=created_to,
                    instance_id_prefix=instance_id_prefix, parent_instance_id=parent_instance_id)
         after = decode_cursor(cursor) if cursor else None
-        rows = await engine.store.query_instances(_query(f, limit + 1, after))
+        rows = await engine.query_instances(_query(f, limit + 1, after))
         page = rows[:limit]
         return InstancePage(instances=[instance_model(r) for r in page],
                             next_cursor=encode_cursor(page[-1]) if len(rows) > limit else None)
 
     @app.get("/instances/{instance_id}", response_model=InstanceWithHistory, responses=ERRORS,
              summary="One instance with its full history")
-    async def get_instance(instance_id: str) -> InstanceWithHistory:
+    async def get_instance(instance_id: InstanceIdPath) -> InstanceWithHistory:
         row = await _row_or_404(instance_id)
         history = await engine.history(instance_id) or []
         return InstanceWithHistory(**instance_model(row).model_dump(), history=[event_model(e) for e in history])
@@ -219,7 +230,7 @@ def create_extensions_app(engine: Engine) -> FastAPI:
              summary="Long-poll until the instance reaches one of the statuses (default: any terminal one) or"
                      " changes after `changed_after`")
     async def wait(
-        instance_id: str,
+        instance_id: InstanceIdPath,
         status: StatusQuery = None,
         changed_after: Annotated[datetime | None, Query(description="Return once lastUpdatedAt is later")] = None,
         timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 30.0,
@@ -240,7 +251,7 @@ def create_extensions_app(engine: Engine) -> FastAPI:
 
     @app.post("/instances/{instance_id}/rerun", response_model=RerunResponse, status_code=202, responses=ERRORS,
               summary="Start a new instance that replays this finished one up to an event and runs on from there")
-    async def rerun(instance_id: str, body: RerunRequest) -> RerunResponse:
+    async def rerun(instance_id: InstanceIdPath, body: RerunRequest) -> RerunResponse:
         row = await _row_or_404(instance_id)
         if row.status not in TERMINAL_STATUSES:
             raise HTTPException(status_code=409, detail=f"workflow instance '{instance_id}' is not in a terminal state")

@@ -20,7 +20,7 @@ from durahub.api.common import dapr_id_error, workflow_properties
 from durahub.api.extensions import create_extensions_app
 from durahub.core.state import status_name
 from durahub.core.time import us_to_ts
-from durahub.engine import Engine
+from durahub.engine import Engine, InvalidRequest
 from durahub.store.base import (
     InstanceExists,
     InstanceNotFound,
@@ -173,7 +173,11 @@ def create_app(engine: Engine) -> Starlette:
         for suffix, handler in handlers.items():
             routes.append(_prefixed(Route(f"{base}/{{instance_id}}/{suffix}", handler, methods=["POST"]), prefix))
     routes.append(Mount("/durahub/v1", app=create_extensions_app(engine)))
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, InvalidRequest: invalid_request})
+
+
+async def invalid_request(request: Request, exc: Exception) -> Response:
+    return dapr_error(400, "ERR_MALFORMED_REQUEST", str(exc))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

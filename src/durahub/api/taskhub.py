@@ -11,12 +11,14 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import empty_pb2
 
+from durahub.api.common import invalid_requests_are_invalid_argument
 from durahub.core.rerun import RerunInvalid, RerunTargetNotFound
 from durahub.core.state import TERMINAL_STATUSES
 from durahub.core.time import ts_to_us, us_to_ts
 from durahub.engine import (
     Engine,
     EngineStopping,
+    InvalidRequest,
     is_finished,
     is_running_or_finished,
     is_started,
@@ -92,6 +94,8 @@ async def _guard(context: grpc.aio.ServicerContext, prefix: str, call: Callable[
                             f"{prefix}orchestration has not yet completed: '{exc.instance_id}'")
     except EngineStopping:
         await context.abort(grpc.StatusCode.UNAVAILABLE, "durahub is shutting down")
+    except InvalidRequest as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{prefix}{exc}")
     raise AssertionError("unreachable")
 
 
@@ -100,6 +104,7 @@ def _timeout(context: grpc.aio.ServicerContext) -> float | None:
     return None if remaining is None else max(0.0, remaining)
 
 
+@invalid_requests_are_invalid_argument
 class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
