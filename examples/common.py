@@ -32,6 +32,8 @@ T = TypeVar("T")
 # Dapr instance ids: letters, digits, '-' and '_' (what the Dapr HTTP API accepts in a URL).
 INSTANCE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
+HEALTH_PROBE_INSTANCE_ID = "examples-health-probe"
+
 ACTIVE = frozenset({"RUNNING", "PENDING", "SUSPENDED"})
 TERMINAL = frozenset({"COMPLETED", "FAILED", "TERMINATED"})
 
@@ -166,11 +168,19 @@ class WorkflowService:
         return self._client
 
     def connected(self) -> bool:
-        """Whether the worker currently has an open work-item stream to the engine."""
+        """Whether the worker has its work-item stream open and the engine answers a call.
+
+        Both checks are needed: the 1.18 SDK never clears its "stream ready" flag after the
+        connection drops, so a cheap lookup of a never-used instance id confirms the engine is
+        actually there (a missing instance is a normal answer; an unreachable engine raises).
+        """
         if not self.started:
             return False
         try:
-            return bool(self.runtime.wait_for_worker_ready(timeout=0.05))
+            if not self.runtime.wait_for_worker_ready(timeout=0.05):
+                return False
+            self.client.get_workflow_state(HEALTH_PROBE_INSTANCE_ID, fetch_payloads=False)
+            return True
         except Exception:
             return False
 

@@ -4,11 +4,15 @@
 #   .venv19: dapr[workflow]==1.19.* + durahub (editable) + test tools; runs ruff and pytest.
 #   .venv18: dapr==1.18.3 + dapr-ext-workflow==1.18.3 + test tools, durahub NOT installed;
 #            the server is launched with .venv19's interpreter (DURAHUB_SERVER_PYTHON).
+#   .venv16: dapr==1.16.* (+ dapr-ext-workflow 1.16), the last DaprClient with workflow methods: runs the
+#            Dapr runtime API tests (tests/test_dapr_runtime_api.py).
+#   The 1.19 suite runs a second time with every server on PostgreSQL (DURAHUB_TEST_BACKEND=postgres,
+#   local server at DURAHUB_TEST_PG, default postgresql://postgres@127.0.0.1:5432/test).
 #
 # Missing virtualenvs are created. Extra arguments are passed to both pytest runs, e.g.
 #   scripts/test.sh -k approval -x
 # Environment: PYTHON (interpreter used to create venvs, default python3.11 or python3),
-#   SKIP_V18=1 / SKIP_V19=1 to run only one generation, SKIP_RUFF=1.
+#   SKIP_V18=1 / SKIP_V19=1 / SKIP_V16=1 / SKIP_PG=1 to skip a pass, SKIP_RUFF=1.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +21,7 @@ cd "$ROOT"
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 V19="$ROOT/.venv19"
 V18="$ROOT/.venv18"
+V16="$ROOT/.venv16"
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -39,10 +44,23 @@ setup_v18() {
         "$PYTHON" -m venv "$V18" || return 1
         "$V18/bin/python" -m pip install -q --upgrade pip || return 1
     fi
-    if ! "$V18/bin/python" -c "import dapr.ext.workflow, pytest, pytest_timeout, httpx" 2>/dev/null; then
+    if ! "$V18/bin/python" -c "import dapr.ext.workflow, pytest, pytest_timeout, httpx, fastapi, uvicorn" 2>/dev/null; then
         log "installing the legacy SDK into $V18"
         "$V18/bin/python" -m pip install -q \
-            "dapr==1.18.3" "dapr-ext-workflow==1.18.3" pytest pytest-timeout httpx || return 1
+            "dapr==1.18.3" "dapr-ext-workflow==1.18.3" pytest pytest-timeout httpx fastapi uvicorn || return 1
+    fi
+}
+
+setup_v16() {
+    if [[ ! -x "$V16/bin/python" ]]; then
+        log "creating $V16"
+        "$PYTHON" -m venv "$V16" || return 1
+        "$V16/bin/python" -m pip install -q --upgrade pip || return 1
+    fi
+    if ! "$V16/bin/python" -c "import dapr.clients, dapr.ext.workflow, pytest, pytest_timeout, httpx" 2>/dev/null; then
+        log "installing dapr 1.16 into $V16"
+        "$V16/bin/python" -m pip install -q \
+            "dapr==1.16.*" "dapr-ext-workflow==1.16.*" pytest pytest-timeout httpx || return 1
     fi
 }
 
@@ -53,10 +71,13 @@ setup_v19 || { echo "failed to set up $V19" >&2; exit 2; }
 if [[ "${SKIP_V18:-0}" != 1 ]]; then
     setup_v18 || { echo "failed to set up $V18" >&2; exit 2; }
 fi
+if [[ "${SKIP_V16:-0}" != 1 ]]; then
+    setup_v16 || { echo "failed to set up $V16" >&2; exit 2; }
+fi
 
 if [[ "${SKIP_RUFF:-0}" != 1 ]]; then
-    log "ruff check src tests"
-    if "$V19/bin/ruff" check src tests; then
+    log "ruff check src tests examples"
+    if "$V19/bin/ruff" check src tests examples; then
         results+=("ruff: ok")
     else
         results+=("ruff: FAILED"); status=1
@@ -78,6 +99,25 @@ if [[ "${SKIP_V18:-0}" != 1 ]]; then
         results+=("pytest (SDK 1.18.3): ok")
     else
         results+=("pytest (SDK 1.18.3): FAILED"); status=1
+    fi
+fi
+
+if [[ "${SKIP_PG:-0}" != 1 ]]; then
+    log "pytest with SDK 1.19 ($V19), every server on PostgreSQL"
+    if env -u DURAHUB_SERVER_PYTHON DURAHUB_TEST_BACKEND=postgres "$V19/bin/python" -m pytest -p no:cacheprovider tests "$@"; then
+        results+=("pytest (SDK 1.19, PostgreSQL): ok")
+    else
+        results+=("pytest (SDK 1.19, PostgreSQL): FAILED"); status=1
+    fi
+fi
+
+if [[ "${SKIP_V16:-0}" != 1 ]]; then
+    log "Dapr runtime API with DaprClient 1.16 ($V16), server on $V19/bin/python"
+    if DURAHUB_SERVER_PYTHON="$V19/bin/python" "$V16/bin/python" -m pytest -p no:cacheprovider \
+        tests/test_dapr_runtime_api.py "$@"; then
+        results+=("pytest (DaprClient 1.16 runtime API): ok")
+    else
+        results+=("pytest (DaprClient 1.16 runtime API): FAILED"); status=1
     fi
 fi
 

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 import dapr.ext.workflow as wf
 from fastapi import Body, FastAPI, HTTPException, Path, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from examples.common import (
     ACTIVE,

@@ -95,6 +95,8 @@ class Stream:
     capabilities: frozenset[int]
     outstanding: set[str] = field(default_factory=set)
     closed: bool = False
+    # The task serving this stream, so shutdown can end it at once instead of waiting out a grace period.
+    task: asyncio.Task[None] | None = None
 
     @property
     def stateful(self) -> bool:
@@ -450,8 +452,14 @@ class Engine:
 
     # -- worker streams -------------------------------------------------------------------------------
 
+    def end_streams(self) -> None:
+        """Shutdown: end every work-item stream now; workers reconnect (to this engine once it is back)."""
+        for stream in list(self._streams.values()):
+            if stream.task is not None:
+                stream.task.cancel()
+
     def open_stream(self, capabilities: list[int]) -> Stream:
-        stream = Stream(id=next(self._stream_ids), capabilities=frozenset(capabilities))
+        stream = Stream(id=next(self._stream_ids), capabilities=frozenset(capabilities), task=asyncio.current_task())
         self._streams[stream.id] = stream
         log.info("event=worker_connected stream=%d capabilities=%s workers=%d", stream.id, sorted(capabilities),
                  len(self._streams))

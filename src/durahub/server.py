@@ -90,6 +90,7 @@ class Server:
                  self.config.host, self.http_port, self.config.db)
 
     async def stop(self, grace: float = 5.0) -> None:
+        self.engine.end_streams()
         if self._grpc is not None:
             await self._grpc.stop(grace)
         if self._http is not None and self._http_task is not None:
