@@ -23,8 +23,8 @@ import pytest  # noqa: E402
 from helpers import (  # noqa: E402
     BACKEND,
     SERVER_PYTHON,
-    drop_pg_database,
     DurahubServer,
+    drop_pg_database,
     make_client,
     make_runtime,
 )
