@@ -88,6 +88,27 @@ def test_run_forwards_sigterm_and_stops_the_engine(tmp_path) -> None:
         httpx.get(f"http://127.0.0.1:{http_port}/v1.0/healthz", timeout=1)
 
 
+def test_engine_goes_when_run_is_killed(tmp_path) -> None:
+    grpc_port, http_port = free_port(), free_port()
+    proc = _run(["--grpc-port", str(grpc_port), "--http-port", str(http_port), "--",
+                 sys.executable, "-c", "print('APP-IS-UP', flush=True); import time; time.sleep(60)"], tmp_path)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "APP-IS-UP" in line:
+            break
+    assert httpx.get(f"http://127.0.0.1:{http_port}/v1.0/healthz").status_code == 204
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{http_port}/v1.0/healthz", timeout=1)
+        except httpx.HTTPError:
+            return
+        time.sleep(0.2)
+    pytest.fail("the engine outlived a killed `durahub run`")
+
+
 def test_api_token_required_everywhere_but_health(server_factory) -> None:
     srv: DurahubServer = server_factory(extra_args=["--api-token", "s3cret"])
     assert httpx.get(f"{srv.http_url}/v1.0/healthz").status_code == 204

@@ -33,8 +33,22 @@ def _pump(stream: IO[bytes], prefix: str, out: IO[str]) -> None:
     stream.close()
 
 
-def _spawn(cmd: list[str], prefix: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], threading.Thread]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+def _die_with_parent() -> None:
+    """In a child: get SIGTERM if `durahub run` itself dies, so nothing is left behind holding the ports."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _spawn(
+    cmd: list[str], prefix: str, env: dict[str, str], engine: bool = False
+) -> tuple[subprocess.Popen[bytes], threading.Thread]:
+    # The engine gets its own session: a terminal's Ctrl-C reaches only the app, and the engine is stopped
+    # after the app has exited.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                            preexec_fn=_die_with_parent, start_new_session=engine)
     assert proc.stdout is not None
     pump = threading.Thread(target=_pump, args=(proc.stdout, prefix, sys.stdout), daemon=True)
     pump.start()
@@ -50,7 +64,7 @@ def run_with_engine(command: list[str], *, app_id: str, db: str, grpc_port: int,
     else:
         cmd = [sys.executable, "-m", "durahub", "serve", "--grpc-port", str(grpc_port), "--http-port", str(http_port),
                "--db", db, "--app-id", app_id, "--log-level", log_level]
-        engine, engine_pump = _spawn(cmd, ENGINE_PREFIX, dict(os.environ))
+        engine, engine_pump = _spawn(cmd, ENGINE_PREFIX, dict(os.environ), engine=True)
         deadline = time.monotonic() + READY_TIMEOUT
         while not engine_ready(http_port):
             if engine.poll() is not None or time.monotonic() > deadline:
