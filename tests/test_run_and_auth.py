@@ -52,8 +52,9 @@ sys.exit(7)
 
 def test_run_starts_engine_exports_ports_and_returns_the_exit_code(tmp_path) -> None:
     grpc_port, http_port = free_port(), free_port()
+    (tmp_path / "app.py").write_text(APP)
     proc = _run(["--app-id", "shop", "--grpc-port", str(grpc_port), "--http-port", str(http_port), "--",
-                 sys.executable, "-c", APP], tmp_path)
+                 sys.executable, "app.py"], tmp_path)
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 7, out
     assert '== APP == RESULT "hello world from shop"' in out
@@ -84,6 +85,25 @@ def test_run_forwards_sigterm_and_stops_the_engine(tmp_path) -> None:
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 5, out
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{http_port}/v1.0/healthz", timeout=1)
+
+
+def test_ctrl_c_stops_app_and_engine(tmp_path) -> None:
+    grpc_port, http_port = free_port(), free_port()
+    script = ("import time\ntry:\n    print('APP-IS-UP', flush=True)\n    time.sleep(60)\n"
+              "except KeyboardInterrupt:\n    print('app: interrupted', flush=True)\n    raise SystemExit(3)")
+    # Its own session, like a terminal's foreground job: Ctrl-C goes to the whole process group.
+    proc = _run(["--grpc-port", str(grpc_port), "--http-port", str(http_port), "--", sys.executable, "-c", script],
+                tmp_path, start_new_session=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "APP-IS-UP" in line:
+            break
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 3, out
+    assert "app: interrupted" in out and "event=server_stopped" in out
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{http_port}/v1.0/healthz", timeout=1)
 

@@ -82,7 +82,15 @@ def run_with_engine(command: list[str], *, app_id: str, db: str, grpc_port: int,
         return 127
 
     def forward(signum: int, frame: object) -> None:
-        if app.poll() is None:
+        if app.poll() is not None:
+            return
+        if signum == signal.SIGINT:
+            # A terminal's Ctrl-C has reached the app already (same process group); pass it on only if the
+            # interrupt was aimed at `durahub run` alone and the app is still running a moment later.
+            timer = threading.Timer(1.0, lambda: app.poll() is None and app.send_signal(signal.SIGINT))
+            timer.daemon = True
+            timer.start()
+        else:
             app.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -166,8 +166,18 @@ def create_app(engine: Engine) -> Starlette:
         "purge": operation("ERR_PURGE_WORKFLOW", lambda i: f"error purging workflow {i}",
                            lambda r, i: engine.purge(i, True), unknown_is_404=True),
     }
+    async def missing_name(request: Request) -> Response:
+        return dapr_error(400, "ERR_WORKFLOW_NAME_MISSING", "workflow name is not configured")
+
+    async def missing_id(request: Request) -> Response:
+        return dapr_error(400, "ERR_INSTANCE_ID_PROVIDED_MISSING", "no instance ID was provided")
+
     for prefix in PREFIXES:
         base = f"{prefix}/workflows/{{component}}"
+        # Empty path segments (`.../dapr//start`, `.../dapr//pause`) name no workflow or instance.
+        routes.append(Route(f"{base}//start", missing_name, methods=["POST"]))
+        routes.append(Route(f"{base}/", missing_id, methods=["GET"]))
+        routes.append(Route(f"{base}//{{operation:path}}", missing_id, methods=["POST"]))
         routes.append(_prefixed(Route(f"{base}/{{name}}/start", start, methods=["POST"]), prefix))
         routes.append(_prefixed(Route(f"{base}/{{instance_id}}", get, methods=["GET"], name=f"get{prefix}"), prefix))
         for suffix, handler in handlers.items():
