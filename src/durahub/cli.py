@@ -40,16 +40,19 @@ def main() -> None:
               default="full", show_default=True, help="full survives power loss; normal survives process crashes.")
 @click.option("--health-ping-seconds", envvar="DURAHUB_HEALTH_PING_SECONDS", type=float, default=15.0,
               show_default=True, help="Idle time before a health ping to workers that advertise the capability.")
+@click.option("--lease-seconds", envvar="DURAHUB_LEASE_SECONDS", type=float, default=10.0, show_default=True,
+              help="PostgreSQL with several engines: how soon another process takes over a dead one's work.")
 @click.option("--api-token", envvar="DAPR_API_TOKEN", default=None,
               help="Require this dapr-api-token on every call except health checks.")
 @click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
 def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_message_bytes: int,
-          sqlite_synchronous: str, health_ping_seconds: float, api_token: str | None, log_level: str) -> None:
+          sqlite_synchronous: str, health_ping_seconds: float, lease_seconds: float, api_token: str | None,
+          log_level: str) -> None:
     """Run the engine: gRPC (TaskHubSidecarService) and HTTP (Dapr health/metadata)."""
     setup_logging(log_level)
     config = Config(host=host, grpc_port=grpc_port, http_port=http_port, db=db, app_id=app_id,
                     max_message_bytes=max_message_bytes, sqlite_synchronous=sqlite_synchronous,
-                    health_ping_seconds=health_ping_seconds, log_level=log_level,
+                    health_ping_seconds=health_ping_seconds, lease_seconds=lease_seconds, log_level=log_level,
                     api_token=api_token or None)
     asyncio.run(_serve(Server(config)))
 

@@ -28,6 +28,9 @@ class Config:
     # Idle interval between health pings sent to workers that advertise the capability.
     health_ping_seconds: float = 15.0
     log_level: str = "info"
+    # Shared (PostgreSQL) stores: how long a process's hold on an instance or task outlives its last renewal,
+    # i.e. how soon another process takes over the work of one that died.
+    lease_seconds: float = 10.0
     # When set, every call but the health endpoints must carry it as `dapr-api-token`.
     api_token: str | None = None
 

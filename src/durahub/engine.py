@@ -10,6 +10,8 @@ import asyncio
 import heapq
 import itertools
 import logging
+import os
+import socket
 import time
 import uuid
 from collections import OrderedDict
@@ -48,6 +50,7 @@ from durahub.store.base import (
     InstanceNotFound,
     InstanceQuery,
     InstanceRow,
+    LeaseLost,
     NewChild,
     NewInstance,
     Store,
@@ -59,6 +62,8 @@ log = logging.getLogger("durahub.engine")
 
 INBOX_BATCH = 1000
 STATE_CACHE_SIZE = 4096
+# How many tasks or ready instances one coordination round takes over at most.
+CLAIM_BATCH = 100
 
 CAP_STATEFUL_HISTORY = pb.WORKER_CAPABILITY_STATEFUL_HISTORY
 CAP_HEALTH_PING = pb.WORKER_CAPABILITY_HEALTH_PING
@@ -167,12 +172,27 @@ class Engine:
         self._timer_wake = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
         self._stopping = False
+        # Several engine processes on one shared store: instances and tasks are held under leases.
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        store.owner = self.owner
+        self._shared = store.shared
+        self._lease_us = int(config.lease_seconds * 1_000_000)
+        self._held: dict[str, int] = {}
+        self._coordinator_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         now = now_us()
-        for row in await self.store.pending_tasks():
+        if self._shared:
+            # Other processes may hold tasks: take only what nobody holds, and keep taking (see _coordinate).
+            rows = await self.store.claim_tasks(now + self._lease_us, now, CLAIM_BATCH)
+            loop = asyncio.get_running_loop()
+            self.store.listen(lambda kind, owner, iid: loop.call_soon_threadsafe(self._on_remote, kind, owner, iid))
+            self._coordinator_task = asyncio.create_task(self._coordinate(), name="durahub-coordinator")
+        else:
+            rows = await self.store.pending_tasks()
+        for row in rows:
             request = pb.ActivityRequest.FromString(row.payload)
             self._add_task(PendingTask(row.seq, row.instance_id, row.generation, row.task_id, request))
         for instance_id in await self.store.ready_instances(now):
@@ -185,12 +205,13 @@ class Engine:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._timer_task is not None:
-            self._timer_task.cancel()
-            try:
-                await self._timer_task
-            except asyncio.CancelledError:
-                pass
+        for task in (self._timer_task, self._coordinator_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
         for waiters in self._waiters.values():
             for _, fut in waiters:
                 if not fut.done():
@@ -200,6 +221,65 @@ class Engine:
     @property
     def connected_workers(self) -> int:
         return len(self._streams)
+
+    # -- coordination between engine processes (shared stores) ----------------------------------------
+
+    def _on_remote(self, kind: str, owner: str, instance_id: str) -> None:
+        if owner == self.owner:
+            return
+        if kind == "i":
+            if self._streams:
+                self._schedule(instance_id)
+        elif kind == "c":
+            if instance_id not in self._turns:
+                self._forget(instance_id)
+                self._held.pop(instance_id, None)
+            self._notify(instance_id)
+
+    async def _coordinate(self) -> None:
+        """Keep leases on work in hand alive, and pick up work that other processes dropped (by dying)."""
+        period = max(0.05, self.config.lease_seconds / 4)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                now = now_us()
+                until = now + self._lease_us
+                in_flight = [i for i, t in self._turns.items() if t is not None]
+                for instance_id in in_flight:
+                    self._held[instance_id] = until
+                if in_flight or self._tasks:
+                    await self.store.renew_leases(in_flight, list(self._tasks), until)
+                if not self._streams:
+                    continue
+                for instance_id in await self.store.sweep_ready(now, CLAIM_BATCH):
+                    self._schedule(instance_id)
+                waiting = sum(1 for t in self._tasks.values() if not t.token)
+                if waiting < CLAIM_BATCH:
+                    for row in await self.store.claim_tasks(until, now, CLAIM_BATCH):
+                        if row.seq not in self._tasks:
+                            request = pb.ActivityRequest.FromString(row.payload)
+                            self._add_task(PendingTask(row.seq, row.instance_id, row.generation, row.task_id, request))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event=coordination_failed")
+
+    async def _lease(self, instance_id: str) -> bool:
+        """Hold the instance's lease for this turn; drop a cached state another process has moved past."""
+        now = now_us()
+        held = self._held.get(instance_id)
+        if held is not None and held - now > self._lease_us // 2:
+            return True
+        got = await self.store.acquire_instance(instance_id, now + self._lease_us, now)
+        if got is None:
+            self._held.pop(instance_id, None)
+            self._forget(instance_id)
+            return False
+        self._held[instance_id] = now + self._lease_us
+        state = self._states.get(instance_id)
+        if state is not None and (len(state.history), state.generation) != got:
+            self._forget(instance_id)
+        return True
 
     # -- scheduling -----------------------------------------------------------------------------------
 
@@ -595,6 +675,8 @@ class Engine:
             self._worker_cache.pop(evicted, None)
 
     async def _begin_turn(self, instance_id: str) -> Turn | None:
+        if self._shared and not await self._lease(instance_id):
+            return None  # another engine process runs this instance's turns
         state = await self._load_state(instance_id)
         if state is None:
             return None
@@ -725,7 +807,21 @@ class Engine:
             ],
             messages=[(m.target, m.event.SerializeToString()) for m in outcome.messages],
         )
-        result = await self.store.commit_turn(commit)
+        if self._shared:
+            commit.owner = self.owner
+            commit.lease_until = now_us() + self._lease_us
+        try:
+            result = await self.store.commit_turn(commit)
+        except LeaseLost:
+            # Another process took the instance over (this one stalled past its lease): it redoes the turn.
+            log.warning("event=lease_lost instance=%s", instance_id)
+            self._forget(instance_id)
+            self._held.pop(instance_id, None)
+            self._turns.pop(instance_id, None)
+            self._rerun.discard(instance_id)
+            return
+        if commit.lease_until is not None:
+            self._held[instance_id] = commit.lease_until
         # Durable: now dispatch what the turn produced.
         if replace:
             self._drop_instance_tasks(instance_id, keep_generation=state.generation)

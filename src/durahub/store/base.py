@@ -7,6 +7,7 @@ statuses as `OrchestrationStatus` values. Implementations make each call one tra
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -23,6 +24,12 @@ class InstanceNotFound(StoreError):
 class InstanceExists(StoreError):
     def __init__(self, instance_id: str, message: str | None = None) -> None:
         super().__init__(message or f"an active workflow with ID '{instance_id}' already exists")
+        self.instance_id = instance_id
+
+
+class LeaseLost(StoreError):
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(f"lease on workflow instance '{instance_id}' was lost to another engine process")
         self.instance_id = instance_id
 
 
@@ -112,6 +119,9 @@ class TurnCommit:
     children: list[NewChild] = field(default_factory=list)
     # (target instance, serialized event)
     messages: list[tuple[str, bytes]] = field(default_factory=list)
+    # Shared stores: the committing process must still hold the instance's lease; the commit extends it.
+    owner: str | None = None
+    lease_until: int | None = None
 
 
 @dataclass
@@ -149,7 +159,36 @@ class NewInstance:
 
 
 class Store(abc.ABC):
-    """Durable state of all instances. Every method is one transaction."""
+    """Durable state of all instances. Every method is one transaction.
+
+    A `shared` store may be used by several engine processes at once: they coordinate through leases
+    (`acquire_instance`, `claim_tasks`, `renew_leases`) and hear about each other's changes through `listen`.
+    """
+
+    shared: bool = False
+    # Identifies this engine process in leases and change announcements.
+    owner: str = ""
+
+    async def acquire_instance(self, instance_id: str, until_us: int, now_us: int) -> tuple[int, int] | None:
+        """Take (or extend) the instance's lease unless another live owner holds it.
+        Returns the committed (history length, generation), or None."""
+        raise NotImplementedError
+
+    async def renew_leases(self, instance_ids: list[str], task_seqs: list[int], until_us: int) -> None:
+        raise NotImplementedError
+
+    async def claim_tasks(self, until_us: int, now_us: int, limit: int) -> list[TaskRow]:
+        """Lease activity tasks nobody holds (or whose holder stopped renewing)."""
+        raise NotImplementedError
+
+    async def sweep_ready(self, now_us: int, limit: int) -> list[str]:
+        """Instances with visible inbox events and no live lease: work another process left behind."""
+        raise NotImplementedError
+
+    def listen(self, callback: Callable[[str, str, str], None]) -> None:
+        """Call `callback(kind, owner, instance_id)` (from any thread) for changes other processes announce:
+        kind "i" = the instance's inbox gained events, "c" = its committed state changed."""
+        return None  # a store used by one process has nobody to hear from
 
     @abc.abstractmethod
     async def open(self) -> None: ...

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from durahub.store.sql import Conn, Cursor, SqlStore
+
+log = logging.getLogger("durahub.store")
 
 # Any constant works: it only has to be the same for every durahub process sharing the database.
 SCHEMA_LOCK_KEY = 0x6475726168756221
@@ -33,15 +37,52 @@ class _PgConn:
         self._conn.close()
 
 
+CHANNEL = "durahub"
+
+
 class PostgresStore(SqlStore):
     name = "postgres"
     begin = "BEGIN"
     blob_type = "BYTEA"
     serial_pk = "BIGSERIAL PRIMARY KEY"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+    shared = True
 
     def __init__(self, dsn: str) -> None:
         super().__init__()
         self.dsn = dsn
+        self._listener: threading.Thread | None = None
+        self._stop_listening = threading.Event()
+
+    def _announce(self, conn: Conn, kind: str, instance_id: str) -> None:
+        # Delivered to listeners when (and only if) the transaction commits.
+        conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, f"{kind}:{self.owner}:{instance_id}"))
+
+    def listen(self, callback: Callable[[str, str, str], None]) -> None:
+        def run() -> None:
+            import psycopg
+
+            while not self._stop_listening.is_set():
+                try:
+                    with psycopg.connect(self.dsn, autocommit=True) as conn:
+                        conn.execute(f"LISTEN {CHANNEL}")
+                        while not self._stop_listening.is_set():
+                            for note in conn.notifies(timeout=0.5):
+                                kind, _, rest = note.payload.partition(":")
+                                owner, _, instance_id = rest.partition(":")
+                                callback(kind, owner, instance_id)
+                except Exception as exc:  # noqa: BLE001 - reconnect; the engine's sweep covers the gap
+                    log.warning("event=listen_failed error=%r", exc)
+                    self._stop_listening.wait(1.0)
+
+        self._listener = threading.Thread(target=run, name="durahub-postgres-listen", daemon=True)
+        self._listener.start()
+
+    async def close(self) -> None:
+        self._stop_listening.set()
+        if self._listener is not None:
+            self._listener.join(timeout=5)
+        await super().close()
 
     def describe(self) -> str:
         return re.sub(r"://[^@/]*@", "://***@", self.dsn)

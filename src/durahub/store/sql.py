@@ -33,6 +33,7 @@ from durahub.store.base import (
     InstanceQuery,
     InstanceRow,
     InstanceStalled,
+    LeaseLost,
     NewInstance,
     Store,
     TaskRow,
@@ -63,7 +64,6 @@ class Conn(Protocol):
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
 MAX_BATCH = 256
 
 SCHEMA = """
@@ -115,6 +115,19 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_instance ON tasks(instance_id);
 """
+
+# Versioned migrations applied in order after the version-1 schema above; the database records the version
+# it is at. Each entry is portable SQL (type names are adjusted per dialect like the schema).
+MIGRATIONS: dict[int, list[str]] = {
+    # 2: leases, so several engine processes can share one database (PostgreSQL).
+    2: [
+        "ALTER TABLE instances ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE instances ADD COLUMN lease_until BIGINT",
+        "ALTER TABLE tasks ADD COLUMN lease_owner TEXT",
+        "ALTER TABLE tasks ADD COLUMN lease_until BIGINT",
+    ],
+}
+SCHEMA_VERSION = max(MIGRATIONS)
 
 _ROW_COLUMNS = (
     "instance_id, name, status, execution_id, generation, created_us, updated_us, completed_us, input, output,"
@@ -177,6 +190,8 @@ class SqlStore(Store):
 
     name = "sql"
     begin = "BEGIN"
+    # Row locking for concurrent claimers (PostgreSQL); SQLite serializes writers anyway.
+    skip_locked = ""
     blob_type = "BLOB"
     serial_pk = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
@@ -222,13 +237,20 @@ class SqlStore(Store):
                 conn.execute(statement)
             row = conn.execute("SELECT value FROM durahub_meta WHERE key = 'schema_version'").fetchone()
             if row is None:
-                conn.execute("INSERT INTO durahub_meta (key, value) VALUES ('schema_version', ?)",
-                             (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
+                conn.execute("INSERT INTO durahub_meta (key, value) VALUES ('schema_version', '1')")
+                version = 1
+            else:
+                version = int(row[0])
+            if version > SCHEMA_VERSION:
                 raise RuntimeError(
-                    f"database {self.describe()} has schema version {row[0]}, newer than this durahub supports"
+                    f"database {self.describe()} has schema version {version}, newer than this durahub supports"
                     f" ({SCHEMA_VERSION}); upgrade durahub"
                 )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target]:
+                    conn.execute(statement)
+                conn.execute("UPDATE durahub_meta SET value = ? WHERE key = 'schema_version'", (str(target),))
+                log.info("event=schema_migrated database=%s version=%d", self.describe(), target)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -301,8 +323,15 @@ class SqlStore(Store):
 
     # -- instances ------------------------------------------------------------------------------------
 
+    def _announce(self, conn: Conn, kind: str, instance_id: str) -> None:
+        """Tell other engine processes about a change, within the transaction making it (shared stores)."""
+
     async def create_instance(self, new: NewInstance) -> None:
-        await self._write(lambda c: _insert_new(c, new))
+        def run(c: Conn) -> None:
+            _insert_new(c, new)
+            self._announce(c, "i", new.instance_id)
+
+        await self._write(run)
 
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
         def run(c: Conn) -> InstanceRow | None:
@@ -342,12 +371,20 @@ class SqlStore(Store):
                 "INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, 0, NULL, ?)",
                 (instance_id, event),
             )
+            self._announce(c, "i", instance_id)
             return True
 
         return await self._write(run)
 
     async def commit_turn(self, commit: TurnCommit) -> CommitResult:
-        return await self._write(lambda c: _commit_turn(c, commit))
+        def run(c: Conn) -> CommitResult:
+            result = _commit_turn(c, commit)
+            self._announce(c, "c", commit.instance_id)
+            for woken in result.woken:
+                self._announce(c, "i", woken)
+            return result
+
+        return await self._write(run)
 
     async def commit_stall(self, instance_id: str, history_start: int, events: list[bytes], updated_us: int) -> None:
         def run(c: Conn) -> None:
@@ -359,6 +396,7 @@ class SqlStore(Store):
                 "UPDATE instances SET status = ?, updated_us = ?, history_len = ? WHERE instance_id = ?",
                 (status_name(STALLED), updated_us, history_start + len(events), instance_id),
             )
+            self._announce(c, "c", instance_id)
 
         await self._write(run)
 
@@ -379,6 +417,7 @@ class SqlStore(Store):
                 "INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, 0, ?, ?)",
                 (instance_id, generation, event),
             )
+            self._announce(c, "i", instance_id)
             return True
 
         return await self._write(run)
@@ -427,6 +466,52 @@ class SqlStore(Store):
 
         return await self._read(run)
 
+    # -- leases (used when several engine processes share the store) ----------------------------------
+
+    async def acquire_instance(self, instance_id: str, until_us: int, now_us: int) -> tuple[int, int] | None:
+        def run(c: Conn) -> tuple[int, int] | None:
+            row = c.execute(
+                "UPDATE instances SET lease_owner = ?, lease_until = ? WHERE instance_id = ?"
+                " AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?) RETURNING history_len, generation",
+                (self.owner, until_us, instance_id, self.owner, now_us),
+            ).fetchone()
+            return (row[0], row[1]) if row else None
+
+        return await self._write(run)
+
+    async def renew_leases(self, instance_ids: list[str], task_seqs: list[int], until_us: int) -> None:
+        def run(c: Conn) -> None:
+            c.executemany("UPDATE instances SET lease_until = ? WHERE instance_id = ? AND lease_owner = ?",
+                          [(until_us, i, self.owner) for i in instance_ids])
+            c.executemany("UPDATE tasks SET lease_until = ? WHERE seq = ? AND lease_owner = ?",
+                          [(until_us, s, self.owner) for s in task_seqs])
+
+        await self._write(run)
+
+    async def claim_tasks(self, until_us: int, now_us: int, limit: int) -> list[TaskRow]:
+        def run(c: Conn) -> list[TaskRow]:
+            rows = c.execute(
+                "UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE seq IN ("
+                " SELECT seq FROM tasks WHERE lease_owner IS NULL OR lease_until < ? ORDER BY seq LIMIT ?"
+                f"{self.skip_locked}) RETURNING seq, instance_id, generation, task_id, payload",
+                (self.owner, until_us, now_us, limit),
+            ).fetchall()
+            return sorted((TaskRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows), key=lambda t: t.seq)
+
+        return await self._write(run)
+
+    async def sweep_ready(self, now_us: int, limit: int) -> list[str]:
+        def run(c: Conn) -> list[str]:
+            rows = c.execute(
+                "SELECT DISTINCT i.instance_id FROM inbox i JOIN instances s ON s.instance_id = i.instance_id"
+                " WHERE i.visible_us <= ? AND (s.lease_owner IS NULL OR s.lease_owner = ? OR s.lease_until < ?)"
+                " LIMIT ?",
+                (now_us, self.owner, now_us, limit),
+            )
+            return [r[0] for r in rows]
+
+        return await self._read(run)
+
     async def query_instances(self, query: InstanceQuery) -> list[InstanceRow]:
         sql, args = instance_query_sql(query)
 
@@ -436,7 +521,14 @@ class SqlStore(Store):
         return await self._read(run)
 
     async def purge(self, instance_id: str, recursive: bool, force: bool) -> int:
-        return await self._write(lambda c: _purge(c, instance_id, recursive, force))
+        def run(c: Conn) -> int:
+            purged: list[str] = []
+            _purge(c, instance_id, recursive, force, purged)
+            for gone in purged:
+                self._announce(c, "c", gone)
+            return len(purged)
+
+        return await self._write(run)
 
     async def purge_where(self, created_from_us: int | None, created_to_us: int | None, statuses: list[int]) -> int:
         def run(c: Conn) -> int:
@@ -451,11 +543,13 @@ class SqlStore(Store):
             if created_to_us is not None:
                 sql += " AND created_us < ?"
                 args.append(created_to_us)
-            count = 0
+            purged: list[str] = []
             for (instance_id,) in c.execute(sql, args).fetchall():
                 if _status(c, instance_id) is not None:
-                    count += _purge(c, instance_id, True, False)
-            return count
+                    _purge(c, instance_id, True, False, purged)
+            for gone in purged:
+                self._announce(c, "c", gone)
+            return len(purged)
 
         return await self._write(run)
 
@@ -470,6 +564,7 @@ class SqlStore(Store):
                 "INSERT INTO history (instance_id, seq, payload) VALUES (?, ?, ?)",
                 [(new.instance_id, i, e) for i, e in enumerate(history)],
             )
+            self._announce(c, "c", new.instance_id)
             for gen, fire_us, ev in timers:
                 c.execute(
                     "INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, ?, ?, ?)",
@@ -528,7 +623,7 @@ def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
         fut.set_exception(value)
 
 
-def _purge(c: Conn, instance_id: str, recursive: bool, force: bool) -> int:
+def _purge(c: Conn, instance_id: str, recursive: bool, force: bool, purged: list[str]) -> None:
     status = _status(c, instance_id)
     if status is None:
         raise InstanceNotFound(instance_id)
@@ -537,13 +632,12 @@ def _purge(c: Conn, instance_id: str, recursive: bool, force: bool) -> int:
             raise InstanceStalled(instance_id)
         if status not in TERMINAL_STATUSES:
             raise InstanceNotTerminal(instance_id)
-    count = 0
     if recursive:
         children = c.execute("SELECT instance_id FROM instances WHERE parent_instance_id = ?", (instance_id,)).fetchall()
         for (child,) in children:
-            count += _purge(c, child, True, force)
+            _purge(c, child, True, force, purged)
     _wipe(c, instance_id)
-    return count + 1
+    purged.append(instance_id)
 
 
 def _commit_turn(c: Conn, t: TurnCommit) -> CommitResult:
@@ -563,14 +657,18 @@ def _commit_turn(c: Conn, t: TurnCommit) -> CommitResult:
     )
     if t.consumed:
         c.executemany("DELETE FROM inbox WHERE seq = ?", [(s,) for s in t.consumed])
-    c.execute(
+    updated = c.execute(
         "UPDATE instances SET name = ?, status = ?, execution_id = ?, generation = ?, created_us = ?, updated_us = ?,"
         " completed_us = ?, input = ?, output = ?, custom_status = ?, failure = ?, parent_instance_id = ?,"
-        " parent_task_id = ?, history_len = ? WHERE instance_id = ?",
+        " parent_task_id = ?, history_len = ?, lease_until = ? WHERE instance_id = ?"
+        + (" AND lease_owner = ?" if t.owner else ""),
         (t.name, status_name(t.status), t.execution_id, t.generation, t.created_us, t.updated_us,
          t.updated_us if terminal else None, t.input, t.output, t.custom_status, t.failure, t.parent_instance_id,
-         t.parent_task_id, t.history_start + len(t.events), t.instance_id),
+         t.parent_task_id, t.history_start + len(t.events), t.lease_until, t.instance_id,
+         *((t.owner,) if t.owner else ())),
     )
+    if updated.rowcount == 0:
+        raise LeaseLost(t.instance_id)
     woken: set[str] = set()
     task_seqs: list[int] = []
     if terminal:
@@ -580,8 +678,9 @@ def _commit_turn(c: Conn, t: TurnCommit) -> CommitResult:
     else:
         for gen, task_id, payload in t.tasks:
             seq = c.execute(
-                "INSERT INTO tasks (instance_id, generation, task_id, payload) VALUES (?, ?, ?, ?) RETURNING seq",
-                (t.instance_id, gen, task_id, payload),
+                "INSERT INTO tasks (instance_id, generation, task_id, payload, lease_owner, lease_until)"
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+                (t.instance_id, gen, task_id, payload, t.owner, t.lease_until if t.owner else None),
             ).fetchone()[0]
             task_seqs.append(seq)
         c.executemany(

@@ -1,0 +1,123 @@
+"""Three durahub processes on one PostgreSQL database, a worker on each, a few hundred mixed workflows;
+one engine is killed with SIGKILL mid-run. Everything completes with the right output, no history holds two
+results for one task, and the dead process's instances are taken over within the lease time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dapr.ext.workflow as wf
+import httpx
+import pytest
+from helpers import (
+    BACKEND,
+    REPO_ROOT,
+    DurahubServer,
+    create_pg_database,
+    drop_pg_database,
+    wait_until,
+)
+
+pytest.importorskip("durahub", reason="runs once, in the main (1.19) pass")
+pytestmark = [pytest.mark.timeout(300),
+              pytest.mark.skipif(BACKEND != "sqlite", reason="runs once; it brings its own PostgreSQL database")]
+
+LEASE_SECONDS = 3.0
+EXPECTED = {"mp_chain": lambda n: n + 3, "mp_fan": lambda n: sum(range(1, n + 1)), "mp_timer": lambda n: n + 1,
+            "mp_parent": lambda n: (n + 3) * 10, "mp_event": lambda n: n + 100}
+
+
+def _query(url: str, sql: str) -> list[str]:
+    out = subprocess.run(["psql", url, "-Atc", sql], capture_output=True, text=True, check=True, timeout=30)
+    return [line for line in out.stdout.splitlines() if line]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    try:
+        url = create_pg_database()
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"no PostgreSQL to test against: {exc}")
+    servers = []
+    for i in range(3):
+        s = DurahubServer(db_path=tmp_path / f"unused{i}.db", log_path=tmp_path / f"engine{i}.log",
+                          extra_args=["--lease-seconds", str(LEASE_SECONDS)])
+        s.db = url
+        servers.append(s)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        for s in servers:
+            s.start()
+        for i, s in enumerate(servers):
+            log = open(tmp_path / f"worker{i}.log", "wb")
+            workers.append(subprocess.Popen([sys.executable, str(REPO_ROOT / "tests" / "mp_worker.py"), s.port],
+                                            stdout=log, stderr=subprocess.STDOUT))
+        for s in servers:
+            wait_until(lambda s=s: s.connected_workers() >= 1, timeout=30, message="worker never connected")
+        yield url, servers
+    finally:
+        for w in workers:
+            w.kill()
+            w.wait()
+        for s in servers:
+            s.stop()
+        drop_pg_database(url)
+
+
+def test_three_engines_one_database_survive_a_kill(cluster) -> None:
+    url, servers = cluster
+    clients = [wf.DaprWorkflowClient(host="127.0.0.1", port=s.port) for s in servers]
+    kinds = list(EXPECTED)
+    expected: dict[str, tuple[str, int]] = {}
+    for i in range(250):
+        kind = kinds[i % len(kinds)]
+        n = 3 + i % 5
+        iid = f"mp-{i:03d}-{kind}"
+        clients[i % 3].schedule_new_workflow(kind, input=n, instance_id=iid)
+        expected[iid] = (kind, n)
+
+    # Kill engine 0 while it holds work.
+    victim = servers[0]
+    time.sleep(0.3)
+    held_by_victim = _query(url, "SELECT instance_id FROM instances WHERE status IN ('RUNNING','PENDING')"
+                                 f" AND lease_owner LIKE '%-{victim.proc.pid}-%'")
+    victim.kill()
+    killed_at = time.monotonic()
+
+    survivors = clients[1:]
+    for iid, (kind, _) in expected.items():
+        if kind == "mp_event":
+            survivors[hash(iid) % 2].raise_workflow_event(iid, "go", data=100)
+
+    if held_by_victim:
+        def taken_over() -> bool:
+            quoted = ",".join(f"'{i}'" for i in held_by_victim)
+            left = _query(url, f"SELECT instance_id FROM instances WHERE instance_id IN ({quoted})"
+                               f" AND lease_owner LIKE '%-{victim.proc.pid}-%' AND status NOT IN"
+                               " ('COMPLETED','FAILED','TERMINATED')")
+            return not left
+        wait_until(taken_over, timeout=LEASE_SECONDS * 4, interval=0.1,
+                   message="the dead engine's instances were not taken over")
+        takeover = time.monotonic() - killed_at
+        print(f"takeover of {len(held_by_victim)} instances after {takeover:.2f}s (lease {LEASE_SECONDS}s)")
+        assert takeover <= LEASE_SECONDS + 2.0
+
+    for iid, (kind, n) in expected.items():
+        st = survivors[0].wait_for_workflow_completion(iid, timeout_in_seconds=120)
+        assert st is not None and st.runtime_status == wf.WorkflowStatus.COMPLETED, (iid, st and st.runtime_status)
+        assert json.loads(st.serialized_output) == EXPECTED[kind](n), iid
+
+    http = servers[1].http_url
+    for iid in expected:
+        history = httpx.get(f"{http}/durahub/v1/instances/{iid}", timeout=30).json()["history"]
+        results = [e["details"].get("taskScheduledId", 0) for e in history if e["kind"] in ("taskCompleted", "taskFailed")]
+        assert len(results) == len(set(results)), f"{iid} recorded a task result twice: {results}"
+        fired = [e["details"].get("timerId") for e in history if e["kind"] == "timerFired"]
+        assert len(fired) == len(set(fired)), f"{iid} fired a timer twice"
+    assert int(_query(url, "SELECT count(*) FROM tasks")[0]) == 0
+    for c in clients:
+        c.close()
