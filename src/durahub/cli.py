@@ -54,7 +54,12 @@ def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_m
                     max_message_bytes=max_message_bytes, sqlite_synchronous=sqlite_synchronous,
                     health_ping_seconds=health_ping_seconds, lease_seconds=lease_seconds, log_level=log_level,
                     api_token=api_token or None)
-    asyncio.run(_serve(Server(config)))
+    try:
+        asyncio.run(_serve(Server(config)))
+    except (RuntimeError, OSError) as exc:
+        # Start-up problems (port taken, database newer than this version, ...) are the operator's to fix.
+        logging.getLogger("durahub.server").error("event=start_failed error=%s", exc)
+        raise SystemExit(1) from None
 
 
 async def _serve(server: Server) -> None:

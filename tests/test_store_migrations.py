@@ -1,0 +1,79 @@
+"""The database records its schema version: an older file is upgraded in place, a newer one is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+pytest.importorskip("durahub", reason="store tests run where durahub is installed")
+
+from durahub.store.sql import SCHEMA, SCHEMA_VERSION  # noqa: E402
+from durahub.store.sqlite import SqliteStore  # noqa: E402
+
+
+def _v1_database(path: str) -> None:
+    conn = sqlite3.connect(path)
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("INSERT INTO durahub_meta (key, value) VALUES ('schema_version', '1')")
+    conn.execute("INSERT INTO instances (instance_id, name, status, created_us, updated_us) VALUES"
+                 " ('old-1', 'wf', 'COMPLETED', 1, 2)")
+    conn.commit()
+    conn.close()
+
+
+def test_version_1_file_is_upgraded_and_keeps_its_data(tmp_path) -> None:
+    path = str(tmp_path / "v1.db")
+    _v1_database(path)
+
+    async def run() -> None:
+        store = SqliteStore(path)
+        await store.open()
+        row = await store.get_instance("old-1")
+        assert row is not None and row.name == "wf"
+        await store.close()
+
+    asyncio.run(run())
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM durahub_meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(instances)")}
+    assert {"lease_owner", "lease_until"} <= columns
+    conn.close()
+
+
+def test_newer_file_is_refused_with_a_message_and_left_alone(tmp_path) -> None:
+    path = str(tmp_path / "future.db")
+    _v1_database(path)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE durahub_meta SET value = '999' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+    async def run() -> None:
+        await SqliteStore(path).open()
+
+    with pytest.raises(RuntimeError, match="schema version 999, newer than this durahub supports"):
+        asyncio.run(run())
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM durahub_meta").fetchone()[0] == "999"
+    assert "lease_owner" not in {r[1] for r in conn.execute("PRAGMA table_info(instances)")}
+    conn.close()
+
+
+def test_server_refuses_a_newer_database(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "future.db")
+    _v1_database(path)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE durahub_meta SET value = '999' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    out = subprocess.run([sys.executable, "-m", "durahub", "serve", "--db", path, "--grpc-port", "0", "--http-port",
+                          "0"], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "newer than this durahub supports" in out.stderr
