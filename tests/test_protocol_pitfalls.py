@@ -1,0 +1,77 @@
+"""Spec §9 behaviours not covered elsewhere: keepalive pings on an idle stream, and a child id that an
+active instance already holds."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import dapr.ext.workflow as wf
+import grpc
+import pytest
+from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
+from dapr.ext.workflow._durabletask.internal import protos as pb
+from helpers import DurahubServer, new_id, wait_for_status
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("runtime")]
+
+
+def holder_wf(ctx: wf.DaprWorkflowContext, _):
+    return (yield ctx.wait_for_external_event("release"))
+
+
+def claims_child_id_wf(ctx: wf.DaprWorkflowContext, child_id: str):
+    try:
+        yield ctx.call_child_workflow(holder_wf, input=None, instance_id=child_id)
+    except wf.TaskFailedError as exc:
+        return {"failed": str(exc)}
+    return {"failed": None}
+
+
+WORKFLOWS = [holder_wf, claims_child_id_wf]
+
+
+def test_child_id_held_by_an_active_instance_fails_the_parents_task(server: DurahubServer, client) -> None:
+    occupied = new_id("occupied")
+    client.schedule_new_workflow(holder_wf, instance_id=occupied)
+    wait_for_status(client, occupied, wf.WorkflowStatus.RUNNING)
+    parent = client.schedule_new_workflow(claims_child_id_wf, input=occupied, instance_id=new_id("parent"))
+    st = client.wait_for_workflow_completion(parent, timeout_in_seconds=30)
+    assert st.runtime_status == wf.WorkflowStatus.COMPLETED
+    failed = json.loads(st.serialized_output)["failed"]
+    assert failed and f"an active workflow with ID '{occupied}' already exists" in failed
+    # The occupying instance is untouched and still waiting.
+    holder = client.get_workflow_state(occupied)
+    assert holder.runtime_status == wf.WorkflowStatus.RUNNING and holder.serialized_input in (None, "", "null")
+    client.raise_workflow_event(occupied, "release", data="done")
+    assert client.wait_for_workflow_completion(occupied, timeout_in_seconds=30).serialized_output == '"done"'
+
+
+def test_idle_stream_survives_frequent_client_keepalive_pings(server: DurahubServer, client) -> None:
+    """A default grpcio server answers the SDK's keepalive pings on an idle stream with GOAWAY
+    (too_many_pings); durahub must keep the stream open and still deliver work on it."""
+    options = [("grpc.keepalive_time_ms", 500), ("grpc.keepalive_timeout_ms", 2000),
+               ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0),
+               ("grpc.http2.min_time_between_pings_ms", 500), ("grpc.http2.min_ping_interval_without_data_ms", 500)]
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}", options=options)
+    stream = stubs.TaskHubSidecarServiceStub(channel).GetWorkItems(pb.GetWorkItemsRequest())
+    received: list = []
+    errors: list = []
+
+    def read() -> None:
+        try:
+            for item in stream:
+                received.append(item)
+                return
+        except grpc.RpcError as exc:
+            errors.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    workers_before = server.connected_workers()
+    time.sleep(4)  # ~8 pings with no data on the stream
+    assert not errors, f"idle stream was closed: {errors[0].code()} {errors[0].details()}"
+    assert server.connected_workers() == workers_before >= 2  # the SDK's worker and this stream
+    stream.cancel()
+    channel.close()
