@@ -62,6 +62,8 @@ log = logging.getLogger("durahub.engine")
 
 INBOX_BATCH = 1000
 STATE_CACHE_SIZE = 4096
+# Pause before retrying a turn whose commit failed.
+RETRY_DELAY_SECONDS = 1.0
 # How many tasks or ready instances one coordination round takes over at most.
 CLAIM_BATCH = 100
 
@@ -736,7 +738,9 @@ class Engine:
         except Exception:
             log.exception("event=turn_commit_failed instance=%s", instance_id)
             self._forget(instance_id)
-            self._end_turn(instance_id, reschedule=True)
+            # Retry later, not in a tight loop: a full disk or a lost database does not heal in microseconds.
+            self._end_turn(instance_id, reschedule=False)
+            asyncio.get_running_loop().call_later(RETRY_DELAY_SECONDS, self._schedule, instance_id)
 
     def _continue_as_new(self, turn: Turn, outcome: TurnOutcome) -> None:
         assert outcome.continue_as_new is not None

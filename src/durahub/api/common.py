@@ -11,7 +11,7 @@ import grpc
 
 from durahub.engine import InvalidRequest
 from durahub.protos import pb
-from durahub.store.base import InstanceRow
+from durahub.store.base import InstanceRow, StorageFailure
 
 C = TypeVar("C", bound=type)
 
@@ -50,8 +50,9 @@ def workflow_properties(row: InstanceRow) -> dict[str, str]:
     return properties
 
 
-def invalid_requests_are_invalid_argument(cls: C) -> C:
-    """Class decorator for gRPC servicers: an `InvalidRequest` from the engine becomes INVALID_ARGUMENT."""
+def map_engine_errors(cls: C) -> C:
+    """Class decorator for gRPC servicers: an `InvalidRequest` from the engine becomes INVALID_ARGUMENT and a
+    `StorageFailure` UNAVAILABLE (retryable), instead of an opaque UNKNOWN."""
     for name, method in list(vars(cls).items()):
         if name.startswith("_") or not callable(method):
             continue
@@ -63,6 +64,8 @@ def invalid_requests_are_invalid_argument(cls: C) -> C:
                     return await fn(self, request, context)
                 except InvalidRequest as exc:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                except StorageFailure as exc:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
             return handler
 

@@ -27,6 +27,7 @@ from durahub.store.base import (
     InstanceNotTerminal,
     InstanceRow,
     InstanceStalled,
+    StorageFailure,
 )
 
 PREFIXES = ("/v1.0-alpha1", "/v1.0-beta1", "/v1.0")
@@ -183,11 +184,18 @@ def create_app(engine: Engine) -> Starlette:
         for suffix, handler in handlers.items():
             routes.append(_prefixed(Route(f"{base}/{{instance_id}}/{suffix}", handler, methods=["POST"]), prefix))
     routes.append(Mount("/durahub/v1", app=create_extensions_app(engine)))
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, InvalidRequest: invalid_request})
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, InvalidRequest: invalid_request,
+                                                       StorageFailure: storage_failure})
 
 
 async def invalid_request(request: Request, exc: Exception) -> Response:
     return dapr_error(400, "ERR_MALFORMED_REQUEST", str(exc))
+
+
+async def storage_failure(request: Request, exc: Exception) -> Response:
+    if request.url.path.startswith("/durahub/"):
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+    return dapr_error(503, "ERR_STORAGE_UNAVAILABLE", str(exc))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import empty_pb2
 
-from durahub.api.common import invalid_requests_are_invalid_argument
+from durahub.api.common import map_engine_errors
 from durahub.core.rerun import RerunInvalid, RerunTargetNotFound
 from durahub.core.state import TERMINAL_STATUSES
 from durahub.core.time import ts_to_us, us_to_ts
@@ -31,6 +31,7 @@ from durahub.store.base import (
     InstanceNotTerminal,
     InstanceRow,
     InstanceStalled,
+    StorageFailure,
 )
 
 log = logging.getLogger("durahub.grpc")
@@ -89,6 +90,8 @@ async def _guard(context: grpc.aio.ServicerContext, prefix: str, call: Callable[
     except InstanceStalled as exc:
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                             f"{prefix}workflow is stalled: '{exc.instance_id}'")
+    except StorageFailure as exc:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"{prefix}{exc}")
     except InstanceNotTerminal as exc:
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                             f"{prefix}orchestration has not yet completed: '{exc.instance_id}'")
@@ -104,7 +107,7 @@ def _timeout(context: grpc.aio.ServicerContext) -> float | None:
     return None if remaining is None else max(0.0, remaining)
 
 
-@invalid_requests_are_invalid_argument
+@map_engine_errors
 class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

@@ -27,6 +27,14 @@ class InstanceExists(StoreError):
         self.instance_id = instance_id
 
 
+class StorageFailure(StoreError):
+    """The database itself failed (disk full, locked past the timeout, connection lost): nothing was changed."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"storage failure: {cause}")
+        self.cause = cause
+
+
 class LeaseLost(StoreError):
     def __init__(self, instance_id: str) -> None:
         super().__init__(f"lease on workflow instance '{instance_id}' was lost to another engine process")

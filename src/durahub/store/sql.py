@@ -35,7 +35,9 @@ from durahub.store.base import (
     InstanceStalled,
     LeaseLost,
     NewInstance,
+    StorageFailure,
     Store,
+    StoreError,
     TaskRow,
     TurnCommit,
 )
@@ -314,12 +316,23 @@ class SqlStore(Store):
     async def _write(self, fn: Callable[[Conn], T]) -> T:
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._writes.put((fn, fut))
-        return await fut
+        try:
+            return await fut
+        except StoreError:
+            raise
+        except Exception as exc:  # the transaction was rolled back: report it as what it is
+            raise StorageFailure(exc) from exc
 
     async def _read(self, fn: Callable[[Conn], T]) -> T:
         conn = self._read_conn
-        assert conn is not None, "store is not open"
-        return await asyncio.get_running_loop().run_in_executor(self._reader, fn, conn)
+        if conn is None:
+            raise StorageFailure(RuntimeError("the store is closed"))
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reader, fn, conn)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StorageFailure(exc) from exc
 
     # -- instances ------------------------------------------------------------------------------------
 
