@@ -1,4 +1,4 @@
-"""The database records its schema version: an older file is upgraded in place, a newer one is refused."""
+"""Storage edges: the schema version (an older file is upgraded in place, a newer one refused) and a full disk."""
 
 from __future__ import annotations
 
@@ -77,3 +77,35 @@ def test_server_refuses_a_newer_database(tmp_path) -> None:
                           "0"], capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "newer than this durahub supports" in out.stderr
+
+
+def test_disk_full_is_a_clear_error_and_leaves_the_database_intact(tmp_path) -> None:
+    from durahub.store.base import NewInstance, StorageFailure
+
+    path = str(tmp_path / "full.db")
+
+    async def run() -> int:
+        store = SqliteStore(path)
+        await store.open()
+        # Cap the file at its current size plus a little: the next big write finds the "disk" full.
+        pages = await store._read(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+        await store._write(lambda c: c.execute(f"PRAGMA max_page_count = {pages + 40}"))
+        stored = 0
+        with pytest.raises(StorageFailure, match="full"):
+            for i in range(1000):
+                await store.create_instance(NewInstance(instance_id=f"i{i}", name="wf", created_us=1,
+                                                        input="x" * 20_000, start_event=b"e"))
+                stored += 1
+        assert stored > 0
+        for i in range(stored):
+            row = await store.get_instance(f"i{i}")
+            assert row is not None and len(row.input or "") == 20_000
+        assert await store.get_instance(f"i{stored}") is None
+        await store.close()
+        return stored
+
+    stored = asyncio.run(run())
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT count(*) FROM instances").fetchone()[0] == stored
+    conn.close()

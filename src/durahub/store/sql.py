@@ -295,8 +295,13 @@ class SqlStore(Store):
                     try:
                         value = fn(conn)
                     except Exception as exc:  # noqa: BLE001 - handed to the caller
-                        conn.execute("ROLLBACK TO op")
-                        conn.execute("RELEASE op")
+                        try:
+                            conn.execute("ROLLBACK TO op")
+                            conn.execute("RELEASE op")
+                        except Exception:
+                            # Some failures (a full disk, I/O errors) end the whole transaction: the batch
+                            # fails, with the real cause.
+                            raise exc from None
                         results.append((fut, False, exc))
                     else:
                         conn.execute("RELEASE op")
