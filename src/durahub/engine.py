@@ -863,6 +863,7 @@ class Engine:
             log.info("event=late_activity_completion_ignored instance=%s task=%d", response.instanceId,
                      response.taskId)
             return
+        # Out of the dispatch maps while the result is being recorded, so a duplicate answer is ignored.
         self._drop_task(task)
         ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
         if response.HasField("failureDetails"):
@@ -874,7 +875,15 @@ class Engine:
             if response.HasField("result"):
                 ev.taskCompleted.result.CopyFrom(response.result)
             ev.taskCompleted.taskExecutionId = task.request.taskExecutionId
-        if await self.store.complete_task(task.seq, task.instance_id, task.generation, ev.SerializeToString()):
+        try:
+            recorded = await self.store.complete_task(task.seq, task.instance_id, task.generation,
+                                                      ev.SerializeToString())
+        except Exception:
+            # Not recorded: the task runs again (at least once); the worker is told to expect a re-dispatch.
+            task.token = ""
+            self._add_task(task)
+            raise
+        if recorded:
             self._schedule(task.instance_id)
 
 
