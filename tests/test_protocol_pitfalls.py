@@ -75,3 +75,46 @@ def test_idle_stream_survives_frequent_client_keepalive_pings(server: DurahubSer
     assert server.connected_workers() == workers_before >= 2  # the SDK's worker and this stream
     stream.cancel()
     channel.close()
+
+
+def _next_item(stream):
+    for item in stream:
+        if item.HasField("workflowRequest") or item.HasField("activityRequest"):
+            return item
+    raise AssertionError("stream ended")
+
+
+def test_abandoned_continue_as_new_turn_restarts_from_committed_history(server_factory) -> None:
+    """A worker asks to continue as new and its stream dies before the new generation's first answer:
+    the turn is redone from what is committed (nothing), never from the half-applied one."""
+    srv: DurahubServer = server_factory()
+    channel = grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}")
+    stub = stubs.TaskHubSidecarServiceStub(channel)
+    iid = new_id("can")
+    req = pb.CreateInstanceRequest(instanceId=iid, name="loop")
+    req.input.value = "1"
+    req.scheduledStartTimestamp.FromSeconds(0)  # in the past: starts now, and StartInstance does not wait
+    stub.StartInstance(req, timeout=10)
+
+    first = stub.GetWorkItems(pb.GetWorkItemsRequest())
+    item = _next_item(first)
+    turn = item.workflowRequest
+    assert [e.WhichOneof("eventType") for e in turn.newEvents] == ["workflowStarted", "executionStarted"]
+    response = pb.WorkflowResponse(instanceId=iid, completionToken=item.completionToken)
+    action = response.actions.add(id=1)
+    action.completeWorkflow.workflowStatus = pb.ORCHESTRATION_STATUS_CONTINUED_AS_NEW
+    action.completeWorkflow.result.value = "2"
+    stub.CompleteOrchestratorTask(response, timeout=10)
+    again = _next_item(first).workflowRequest  # the new generation, same turn
+    assert len(again.pastEvents) == 0
+    assert again.newEvents[1].executionStarted.input.value == "2"
+    first.cancel()  # the worker dies before answering
+
+    second = stub.GetWorkItems(pb.GetWorkItemsRequest())
+    redo = _next_item(second).workflowRequest
+    kinds = [e.WhichOneof("eventType") for e in redo.pastEvents]
+    assert kinds == [], kinds
+    starts = [e for e in redo.newEvents if e.HasField("executionStarted")]
+    assert len(starts) == 1 and starts[0].executionStarted.input.value == "1"
+    second.cancel()
+    channel.close()

@@ -749,7 +749,9 @@ class Engine:
         turn.plan = TurnPlan(consumed=turn.plan.consumed, new_events=outcome.continue_as_new)
         turn.replace_history = True
         turn.custom_status = outcome.custom_status
-        self._worker_cache.pop(turn.instance_id, None)
+        # The cached state now holds this turn's uncommitted events; should the turn be abandoned, the next
+        # one must start from what is committed.
+        self._forget(turn.instance_id)
         log.info("event=continued_as_new instance=%s generation=%d", turn.instance_id, turn.state.generation)
         self._jobs.put_nowait(_ContinueJob(turn))
 
