@@ -62,6 +62,8 @@ log = logging.getLogger("durahub.engine")
 
 INBOX_BATCH = 1000
 STATE_CACHE_SIZE = 4096
+# How many tokens of dispatches lost with their stream are remembered for late answers.
+RETIRED_TOKENS = 10_000
 # Pause before retrying a turn whose commit failed.
 RETRY_DELAY_SECONDS = 1.0
 # How many tasks or ready instances one coordination round takes over at most.
@@ -163,6 +165,8 @@ class Engine:
         self._rerun: set[str] = set()
         self._tokens: dict[str, tuple[Stream, Turn | PendingTask]] = {}
         self._tasks: dict[int, PendingTask] = {}
+        # Tokens of activity dispatches whose stream died, so their late answers can still be matched.
+        self._retired: OrderedDict[str, int] = OrderedDict()
         self._task_index: dict[tuple[str, int], int] = {}
         self._states: OrderedDict[str, InstanceState] = OrderedDict()
         # Which stream holds which prefix of an instance's history (stateful-history workers).
@@ -568,6 +572,9 @@ class Engine:
                 self._end_turn(item.instance_id, reschedule=True)
             elif item.seq in self._tasks:
                 item.token = ""
+                self._retired[token] = item.seq
+                while len(self._retired) > RETIRED_TOKENS:
+                    self._retired.popitem(last=False)
                 self._jobs.put_nowait(_ActJob(item.seq))
         stream.outstanding.clear()
         for instance_id, (stream_id, _, _) in list(self._worker_cache.items()):
@@ -710,19 +717,26 @@ class Engine:
 
     # -- completions ----------------------------------------------------------------------------------
 
-    def _claim(self, token: str) -> Turn | PendingTask | None:
-        entry = self._tokens.pop(token, None)
-        if entry is None:
-            return None
+    def _claim(self, token: str, matches: Callable[[Turn | PendingTask], bool]) -> Turn | PendingTask | None:
+        """Take the outstanding item a completion answers, if the completion really is for it."""
+        entry = self._tokens.get(token)
+        if entry is None or not matches(entry[1]):
+            return None  # unknown, late, or someone else's token: the item stays outstanding
+        del self._tokens[token]
         entry[0].outstanding.discard(token)
         return entry[1]
 
     async def complete_workflow_task(self, response: pb.WorkflowResponse) -> None:
-        item = self._claim(response.completionToken) if response.completionToken else None
-        if item is None and not response.completionToken:
+        def matches(item: Turn | PendingTask) -> bool:
+            return isinstance(item, Turn) and item.instance_id == response.instanceId
+
+        token = response.completionToken
+        if not token:
+            # Workers that do not echo tokens: one turn per instance is outstanding, so the id identifies it.
             turn = self._turns.get(response.instanceId)
-            item = self._claim(turn.token) if turn is not None and turn.token else None
-        if not isinstance(item, Turn) or item.instance_id != response.instanceId:
+            token = turn.token if turn is not None else ""
+        item = self._claim(token, matches) if token else None
+        if not isinstance(item, Turn):
             log.info("event=late_workflow_completion_ignored instance=%s", response.instanceId)
             return
         turn = item
@@ -853,15 +867,29 @@ class Engine:
                 self._drop_task(task)
 
     async def complete_activity_task(self, response: pb.ActivityResponse) -> None:
-        item = self._claim(response.completionToken) if response.completionToken else None
-        task: PendingTask | None = item if isinstance(item, PendingTask) else None
-        if task is None:
-            # A late answer from a dropped stream still counts if the task has not been completed yet.
+        def matches(item: Turn | PendingTask) -> bool:
+            return (isinstance(item, PendingTask) and item.instance_id == response.instanceId
+                    and item.task_id == response.taskId)
+
+        token = response.completionToken
+        task: PendingTask | None = None
+        if token:
+            item = self._claim(token, matches)
+            if isinstance(item, PendingTask):
+                task = item
+            else:
+                # A late answer from a dropped stream still counts if its task has not been completed yet.
+                # The retired token names the exact task: task ids restart after continue-as-new, so
+                # (instance, task id) alone could match a newer generation's task.
+                seq = self._retired.get(token)
+                task = self._tasks.get(seq) if seq is not None else None
+        else:
+            # Workers that do not echo tokens: the current generation's task with that id.
             seq = self._task_index.get((response.instanceId, response.taskId))
             task = self._tasks.get(seq) if seq is not None else None
-            if task is not None and task.token:
-                self._claim(task.token)
-        if task is None or task.instance_id != response.instanceId or task.task_id != response.taskId:
+        if task is not None and task.token:
+            self._claim(task.token, matches)
+        if task is None or not matches(task):
             log.info("event=late_activity_completion_ignored instance=%s task=%d", response.instanceId,
                      response.taskId)
             return

@@ -13,6 +13,7 @@ from dapr.proto.runtime.v1 import dapr_pb2_grpc
 from durahub.api.auth import GrpcTokenInterceptor, HttpTokenMiddleware
 from durahub.api.dapr import DaprWorkflowService
 from durahub.api.http import create_app
+from durahub.api.malformed import MalformedRequestInterceptor
 from durahub.api.taskhub import TaskHubService
 from durahub.config import Config
 from durahub.engine import Engine
@@ -63,9 +64,9 @@ class Server:
         await self.store.open()
         await self.engine.start()
         token = self.config.api_token
-        self._grpc = grpc.aio.server(
-            options=grpc_options(self.config), interceptors=[GrpcTokenInterceptor(token)] if token else None
-        )
+        interceptors: list[grpc.aio.ServerInterceptor] = [GrpcTokenInterceptor(token)] if token else []
+        interceptors.append(MalformedRequestInterceptor())
+        self._grpc = grpc.aio.server(options=grpc_options(self.config), interceptors=interceptors)
         taskhub_grpc.add_TaskHubSidecarServiceServicer_to_server(TaskHubService(self.engine), self._grpc)
         dapr_pb2_grpc.add_DaprServicer_to_server(DaprWorkflowService(self.engine), self._grpc)
         self.grpc_port = self._grpc.add_insecure_port(f"{self.config.host}:{self.config.grpc_port}")

@@ -531,7 +531,7 @@ def run_kill_workload(
     # Deliver the remaining events, then let everything finish.
     while any(e.events_wanted and len(e.events) < e.events_wanted for e in expects.values()):
         raise_some(100)
-    for iid, e in expects.items():
+    for e in expects.values():
         if e.events_wanted:
             e.output = e.events
 
@@ -602,7 +602,7 @@ def report_rows(r: FaultReport) -> list[tuple[str, Any]]:
         ("duplicate results recorded (must be 0)", r.duplicate_results),
         ("activity executions (distinct tasks)", f"{r.exec.executions} ({r.exec.distinct})"),
         ("repeated activity executions", r.exec.repeated),
-        ("activities in flight at a kill", r.exec.in_flight_at_kills),
+        ("activities running at a kill (started, not done +1s)", r.exec.in_flight_at_kills),
         ("repeats not explained by a kill", len(r.exec.unexplained)),
         ("events raised", r.events_raised),
         ("events lost (must be 0)", r.events_lost),
