@@ -44,10 +44,10 @@ setup_v18() {
         "$PYTHON" -m venv "$V18" || return 1
         "$V18/bin/python" -m pip install -q --upgrade pip || return 1
     fi
-    if ! "$V18/bin/python" -c "import dapr.ext.workflow, pytest, pytest_timeout, httpx, fastapi, uvicorn" 2>/dev/null; then
+    if ! "$V18/bin/python" -c "import dapr.ext.workflow, pytest, pytest_timeout, httpx, fastapi, uvicorn, hypothesis" 2>/dev/null; then
         log "installing the legacy SDK into $V18"
         "$V18/bin/python" -m pip install -q \
-            "dapr==1.18.3" "dapr-ext-workflow==1.18.3" pytest pytest-timeout httpx fastapi uvicorn || return 1
+            "dapr==1.18.3" "dapr-ext-workflow==1.18.3" pytest pytest-timeout httpx fastapi uvicorn hypothesis || return 1
     fi
 }
 
