@@ -7,6 +7,7 @@ transaction, and only then dispatches what the turn produced. All of it runs on 
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import logging
@@ -15,8 +16,9 @@ import socket
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from durahub.config import Config
 from durahub.core.rerun import build_rerun
@@ -60,6 +62,8 @@ from durahub.store.base import (
 
 log = logging.getLogger("durahub.engine")
 
+T = TypeVar("T")
+
 INBOX_BATCH = 1000
 STATE_CACHE_SIZE = 4096
 # How many tokens of dispatches lost with their stream are remembered for late answers.
@@ -83,6 +87,29 @@ def _new_id() -> str:
 
 class EngineStopping(Exception):
     pass
+
+
+def _run_to_completion(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Engine mutations finish even if the RPC that asked for them is cancelled (client gone, stream closed):
+    a commit whose follow-up (dispatch, wake-ups, ending the turn) was skipped would leave an instance stuck."""
+
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> T:
+        task = asyncio.ensure_future(fn(*args, **kwargs))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                task.add_done_callback(_log_failure)
+            raise
+
+    return run
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log.error("event=detached_operation_failed error=%r", exc, exc_info=exc)
 
 
 class InvalidRequest(Exception):
@@ -361,6 +388,7 @@ class Engine:
 
     # -- client operations ----------------------------------------------------------------------------
 
+    @_run_to_completion
     async def start_instance(
         self, instance_id: str, name: str, input: str | None, scheduled_us: int | None = None
     ) -> None:
@@ -393,6 +421,7 @@ class Engine:
             self._schedule(instance_id)
         return accepted
 
+    @_run_to_completion
     async def raise_event(self, instance_id: str, name: str, input: str | None) -> None:
         check_text(event_name=name, event_data=input)
         ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
@@ -402,11 +431,13 @@ class Engine:
         await self._enqueue(instance_id, ev, reject_stalled=True)
         log.info("event=event_raised instance=%s name=%s", instance_id, name)
 
+    @_run_to_completion
     async def terminate(self, instance_id: str, output: str | None, recursive: bool) -> None:
         check_text(output=output)
         await self._enqueue(instance_id, _terminate_event(output, recursive))
         log.info("event=terminate_requested instance=%s recursive=%s", instance_id, recursive)
 
+    @_run_to_completion
     async def suspend(self, instance_id: str, reason: str | None) -> None:
         check_text(reason=reason)
         ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
@@ -416,6 +447,7 @@ class Engine:
         await self._enqueue(instance_id, ev)
         log.info("event=suspend_requested instance=%s", instance_id)
 
+    @_run_to_completion
     async def resume(self, instance_id: str, reason: str | None) -> None:
         check_text(reason=reason)
         ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
@@ -425,6 +457,7 @@ class Engine:
         await self._enqueue(instance_id, ev)
         log.info("event=resume_requested instance=%s", instance_id)
 
+    @_run_to_completion
     async def purge(self, instance_id: str, recursive: bool, force: bool = False) -> int:
         check_text(instance_id=instance_id)
         count = await self.store.purge(instance_id, recursive, force)
@@ -432,6 +465,7 @@ class Engine:
         log.info("event=purged instance=%s recursive=%s count=%d", instance_id, recursive, count)
         return count
 
+    @_run_to_completion
     async def purge_where(self, created_from_us: int | None, created_to_us: int | None, statuses: list[int]) -> int:
         count = await self.store.purge_where(created_from_us, created_to_us, statuses)
         self._states.clear()
@@ -441,6 +475,7 @@ class Engine:
     def new_instance_id(self) -> str:
         return _new_id()
 
+    @_run_to_completion
     async def purge_matching(self, query: InstanceQuery) -> int:
         """Purge each finished instance the query matches (recursively). Active ones are left alone."""
         await self.query_instances(InstanceQuery(name=query.name, id_prefix=query.id_prefix,
@@ -459,6 +494,7 @@ class Engine:
             query.after = (rows[-1].created_us, rows[-1].instance_id)
         return count
 
+    @_run_to_completion
     async def terminate_matching(self, query: InstanceQuery, output: str | None) -> int:
         """Request termination of each active instance the query matches. Returns how many were accepted."""
         check_text(output=output, name=query.name, id_prefix=query.id_prefix, parent_id=query.parent_id)
@@ -496,6 +532,7 @@ class Engine:
         self._states.pop(instance_id, None)
         self._worker_cache.pop(instance_id, None)
 
+    @_run_to_completion
     async def rerun_from_event(
         self, source_id: str, event_id: int, new_id: str, input: str | None, overwrite_input: bool,
         new_child_id: str = "",
@@ -623,6 +660,9 @@ class Engine:
         self._turns[instance_id] = None  # claimed while the turn loads
         try:
             turn = await self._begin_turn(instance_id)
+        except asyncio.CancelledError:
+            self._end_turn(instance_id, reschedule=True)  # the stream went away while the turn loaded
+            raise
         except Exception:
             log.exception("event=turn_load_failed instance=%s", instance_id)
             self._end_turn(instance_id, reschedule=False)
@@ -726,6 +766,7 @@ class Engine:
         entry[0].outstanding.discard(token)
         return entry[1]
 
+    @_run_to_completion
     async def complete_workflow_task(self, response: pb.WorkflowResponse) -> None:
         def matches(item: Turn | PendingTask) -> bool:
             return isinstance(item, Turn) and item.instance_id == response.instanceId
@@ -780,6 +821,7 @@ class Engine:
         action.completeWorkflow.failureDetails.errorMessage = message
         return apply_response(turn.state, turn.plan, response, now_us(), _new_id, self.config.app_id)
 
+    @_run_to_completion
     async def _commit(self, turn: Turn, outcome: TurnOutcome) -> None:
         instance_id = turn.instance_id
         state = outcome.state
@@ -866,6 +908,7 @@ class Engine:
             if keep_generation is None or task.generation != keep_generation:
                 self._drop_task(task)
 
+    @_run_to_completion
     async def complete_activity_task(self, response: pb.ActivityResponse) -> None:
         def matches(item: Turn | PendingTask) -> bool:
             return (isinstance(item, PendingTask) and item.instance_id == response.instanceId
