@@ -36,6 +36,30 @@ def grpc_options(config: Config) -> list[tuple[str, int]]:
     ]
 
 
+class _HandlerCapture:
+    """Stands in for a server to collect the handlers the SDK's generated `add_*_to_server` would register."""
+
+    def __init__(self) -> None:
+        self.service = ""
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.service, self.handlers = service, handlers
+
+
+def add_dapr_workflow_methods(servicer: DaprWorkflowService, server: grpc.aio.Server) -> None:
+    """Register only the workflow methods of `dapr.proto.runtime.v1.Dapr`: grpcio's per-call cost grows with
+    the number of registered methods, and the other ~100 would only answer UNIMPLEMENTED anyway."""
+    capture = _HandlerCapture()
+    dapr_pb2_grpc.add_DaprServicer_to_server(servicer, capture)
+    workflow = {name: handler for name, handler in capture.handlers.items() if "Workflow" in name}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, workflow),))
+    server.add_registered_method_handlers(capture.service, workflow)
+
+
 def open_store(config: Config) -> Store:
     """`postgresql://...` selects PostgreSQL; anything else is a SQLite file path."""
     if config.db.startswith(("postgresql://", "postgres://")):
@@ -68,7 +92,7 @@ class Server:
         interceptors.append(MalformedRequestInterceptor())
         self._grpc = grpc.aio.server(options=grpc_options(self.config), interceptors=interceptors)
         taskhub_grpc.add_TaskHubSidecarServiceServicer_to_server(TaskHubService(self.engine), self._grpc)
-        dapr_pb2_grpc.add_DaprServicer_to_server(DaprWorkflowService(self.engine), self._grpc)
+        add_dapr_workflow_methods(DaprWorkflowService(self.engine), self._grpc)
         self.grpc_port = self._grpc.add_insecure_port(f"{self.config.host}:{self.config.grpc_port}")
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {self.config.host}:{self.config.grpc_port}")
