@@ -66,6 +66,11 @@ T = TypeVar("T")
 
 INBOX_BATCH = 1000
 STATE_CACHE_SIZE = 4096
+# Gathering a fan-out's results before the next turn, on histories of at least 1,000 events only (small
+# workflows are never delayed): 1 microsecond per event or the worker's last turn time, at most 1 s.
+COALESCE_MIN_EVENTS = 1000
+COALESCE_SECONDS_PER_EVENT = 1e-6
+COALESCE_MAX_SECONDS = 1.0
 # How many tokens of dispatches lost with their stream are remembered for late answers.
 RETIRED_TOKENS = 10_000
 # Pause before retrying a turn whose commit failed.
@@ -152,6 +157,7 @@ class Turn:
     loops: int = 0
     custom_status: str | None = None
     token: str = ""
+    sent_at: float = 0.0
 
 
 @dataclass
@@ -192,6 +198,10 @@ class Engine:
         self._rerun: set[str] = set()
         self._tokens: dict[str, tuple[Stream, Turn | PendingTask]] = {}
         self._tasks: dict[int, PendingTask] = {}
+        # Activities still out per instance, and instances whose next turn waits for more results to gather.
+        self._open_tasks: dict[str, int] = {}
+        self._coalescing: set[str] = set()
+        self._turn_seconds: dict[str, float] = {}
         # Tokens of activity dispatches whose stream died, so their late answers can still be matched.
         self._retired: OrderedDict[str, int] = OrderedDict()
         self._task_index: dict[tuple[str, int], int] = {}
@@ -324,14 +334,50 @@ class Engine:
             self._jobs.put_nowait(_OrchJob(instance_id))
 
     def _add_task(self, task: PendingTask) -> None:
+        if task.seq not in self._tasks:
+            self._open_tasks[task.instance_id] = self._open_tasks.get(task.instance_id, 0) + 1
         self._tasks[task.seq] = task
         self._task_index[(task.instance_id, task.task_id)] = task.seq
         self._jobs.put_nowait(_ActJob(task.seq))
 
     def _drop_task(self, task: PendingTask) -> None:
-        self._tasks.pop(task.seq, None)
+        if self._tasks.pop(task.seq, None) is not None:
+            left = self._open_tasks.get(task.instance_id, 1) - 1
+            if left > 0:
+                self._open_tasks[task.instance_id] = left
+            else:
+                self._open_tasks.pop(task.instance_id, None)
         if self._task_index.get((task.instance_id, task.task_id)) == task.seq:
             del self._task_index[(task.instance_id, task.task_id)]
+
+    def _schedule_gathering(self, instance_id: str) -> None:
+        """Schedule a turn, letting a fan-out's activity results gather first.
+
+        The SDK replays the whole history on every turn, so on a long history a turn per result is quadratic
+        work for the worker. While more of the instance's activities are still out, wait a moment scaled to
+        the history's length (microseconds for small workflows); the last result schedules at once.
+        """
+        if instance_id in self._coalescing:
+            if instance_id not in self._open_tasks:
+                self._schedule(instance_id)
+            return
+        state = self._states.get(instance_id)
+        delay = 0.0
+        if state is not None and len(state.history) >= COALESCE_MIN_EVENTS:
+            # As long as the worker's last turn on this history took: it then spends at most half its time
+            # replaying, however many results stream in.
+            delay = min(COALESCE_MAX_SECONDS, max(len(state.history) * COALESCE_SECONDS_PER_EVENT,
+                                                  self._turn_seconds.get(instance_id, 0.0)))
+        if instance_id not in self._open_tasks or delay <= 0:
+            self._schedule(instance_id)
+            return
+        self._coalescing.add(instance_id)
+
+        def release() -> None:
+            self._coalescing.discard(instance_id)
+            self._schedule(instance_id)
+
+        asyncio.get_running_loop().call_later(delay, release)
 
     def _add_timer(self, at_us: int, instance_id: str) -> None:
         first = self._timers[0][0] if self._timers else None
@@ -531,6 +577,7 @@ class Engine:
     def _forget(self, instance_id: str) -> None:
         self._states.pop(instance_id, None)
         self._worker_cache.pop(instance_id, None)
+        self._turn_seconds.pop(instance_id, None)
 
     @_run_to_completion
     async def rerun_from_event(
@@ -698,6 +745,7 @@ class Engine:
         if stream.stateful:
             self._worker_cache[turn.instance_id] = (stream.id, state.generation, len(history))
         turn.token = _new_id()
+        turn.sent_at = time.monotonic()
         self._tokens[turn.token] = (stream, turn)
         stream.outstanding.add(turn.token)
         return pb.WorkItem(workflowRequest=request, completionToken=turn.token)
@@ -753,7 +801,7 @@ class Engine:
         self._turns.pop(instance_id, None)
         if instance_id in self._rerun or reschedule:
             self._rerun.discard(instance_id)
-            self._schedule(instance_id)
+            self._schedule_gathering(instance_id)
 
     # -- completions ----------------------------------------------------------------------------------
 
@@ -782,6 +830,7 @@ class Engine:
             return
         turn = item
         instance_id = turn.instance_id
+        self._turn_seconds[instance_id] = time.monotonic() - turn.sent_at
         try:
             outcome = apply_response(turn.state, turn.plan, response, now_us(), _new_id, self.config.app_id)
             if outcome.continue_as_new is not None and turn.loops < MAX_CONTINUE_AS_NEW_LOOPS:
@@ -891,6 +940,7 @@ class Engine:
         status = state.status
         if status in TERMINAL_STATUSES:
             self._drop_instance_tasks(instance_id, keep_generation=None)
+            self._turn_seconds.pop(instance_id, None)
             log.info("event=workflow_finished instance=%s workflow=%s status=%s", instance_id, state.name,
                      status_name(status))
         for seq, task in zip(result.task_seqs, outcome.tasks, strict=True):
@@ -957,7 +1007,7 @@ class Engine:
             self._add_task(task)
             raise
         if recorded:
-            self._schedule(task.instance_id)
+            self._schedule_gathering(task.instance_id)
 
 
 def _terminate_event(output: str | None, recursive: bool) -> pb.HistoryEvent:
