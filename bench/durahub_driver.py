@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -39,7 +40,7 @@ class Deployment:
     """Engine + worker subprocesses on a fresh database."""
 
     def __init__(self, backend: str, synchronous: str, workdir: Path, pg_admin: str,
-                 profile: tuple[Path, str] | None = None) -> None:
+                 profile: tuple[Path, str] | None = None, engines: int = 1) -> None:
         self.backend = backend
         self.pg_admin = pg_admin
         self.pg_db: str | None = None
@@ -50,8 +51,6 @@ class Deployment:
             self.db = pg_admin.rsplit("/", 1)[0] + "/" + name
         else:
             self.db = str(workdir / "durahub.db")
-        self.grpc_port = common.free_port()
-        self.http_port = common.free_port()
         env = dict(os.environ, PYTHONPATH=f"{REPO / 'src'}{os.pathsep}{REPO}", PYTHONUNBUFFERED="1")
         # profile = (output prefix, site-packages holding yappi): run engine and worker under bench.yappi_run
         self.profile_files: dict[str, Path] = {}
@@ -62,30 +61,45 @@ class Deployment:
             for k in wrap:
                 self.profile_files[k] = Path(f"{prefix}-{k}.json")
                 wrap[k] = ["-m", "bench.yappi_run", str(self.profile_files[k])]
-        self.engine_log = open(workdir / "engine.log", "wb")  # noqa: SIM115
-        self.engine = subprocess.Popen(
-            [sys.executable, *wrap["engine"], *([] if profile else ["-m"]), "durahub", "serve", "--grpc-port", str(self.grpc_port),
-             "--http-port", str(self.http_port), "--db", self.db, "--sqlite-synchronous", synchronous,
-             "--log-level", "warning"],
-            stdout=self.engine_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO))
-        common.wait_http(f"http://127.0.0.1:{self.http_port}/v1.0/healthz", proc=self.engine)
-        self.worker_log = open(workdir / "worker.log", "wb")  # noqa: SIM115
-        self.worker = subprocess.Popen(
-            [sys.executable, *wrap["worker"], *([] if profile else ["-m"]), "bench.dapr_app", "--port",
-             str(self.grpc_port)],
-            stdout=subprocess.PIPE, stderr=self.worker_log, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO))
-        assert self.worker.stdout is not None
-        line = self.worker.stdout.readline()
-        if b"WORKER-READY" not in line:
-            raise RuntimeError(f"worker did not start: {line!r}")
-        self.client = wf.DaprWorkflowClient(host="127.0.0.1", port=str(self.grpc_port))
+        # Several engines share one PostgreSQL database, each with its own worker; clients spread over them.
+        self.engines: list[subprocess.Popen[bytes]] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.clients: list[wf.DaprWorkflowClient] = []
+        self.logs = []
+        for n in range(engines):
+            grpc_port, http_port = common.free_port(), common.free_port()
+            engine_log = open(workdir / f"engine{n}.log", "wb")  # noqa: SIM115
+            self.logs.append(engine_log)
+            engine = subprocess.Popen(
+                [sys.executable, *(wrap["engine"] if n == 0 else []), *([] if profile and n == 0 else ["-m"]),
+                 "durahub", "serve", "--grpc-port", str(grpc_port), "--http-port", str(http_port), "--db", self.db,
+                 "--sqlite-synchronous", synchronous, "--log-level", "warning"],
+                stdout=engine_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO))
+            self.engines.append(engine)
+            common.wait_http(f"http://127.0.0.1:{http_port}/v1.0/healthz", proc=engine)
+            worker_log = open(workdir / f"worker{n}.log", "wb")  # noqa: SIM115
+            self.logs.append(worker_log)
+            worker = subprocess.Popen(
+                [sys.executable, *(wrap["worker"] if n == 0 else []), *([] if profile and n == 0 else ["-m"]),
+                 "bench.dapr_app", "--port", str(grpc_port)],
+                stdout=subprocess.PIPE, stderr=worker_log, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO))
+            self.workers.append(worker)
+            assert worker.stdout is not None
+            line = worker.stdout.readline()
+            if b"WORKER-READY" not in line:
+                raise RuntimeError(f"worker did not start: {line!r}")
+            self.clients.append(wf.DaprWorkflowClient(host="127.0.0.1", port=str(grpc_port)))
+        self.engine, self.worker, self.client = self.engines[0], self.workers[0], self.clients[0]
 
     @property
     def pids(self) -> dict[str, int]:
-        return {"engine": self.engine.pid, "worker": self.worker.pid, "client": os.getpid()}
+        pids = {"engine": self.engine.pid, "worker": self.worker.pid, "client": os.getpid()}
+        for n, (engine, worker) in enumerate(zip(self.engines[1:], self.workers[1:], strict=True), start=2):
+            pids[f"engine{n}"], pids[f"worker{n}"] = engine.pid, worker.pid
+        return pids
 
     def close(self) -> None:
-        for p in (self.worker, self.engine):
+        for p in (*self.workers, *self.engines):
             if p.poll() is None:
                 p.terminate()
                 try:
@@ -93,8 +107,8 @@ class Deployment:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
-        self.engine_log.close()
-        self.worker_log.close()
+        for log in self.logs:
+            log.close()
         if self.pg_db:
             with contextlib.suppress(Exception):
                 _psql(self.pg_admin, f"DROP DATABASE IF EXISTS {self.pg_db} WITH (FORCE)")
@@ -116,21 +130,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="", help="comma-separated workload names (latency,order,fanout,chain,idle)")
     p.add_argument("--profile", default="", help="directory: also profile engine and worker under yappi")
     p.add_argument("--yappi-site", default="", help="site-packages directory that holds yappi")
+    p.add_argument("--engines", type=int, default=1, help="engine processes sharing the database (PostgreSQL)")
     args = p.parse_args(argv)
     sizes = common.SMOKE_SIZES if args.smoke else common.FULL_SIZES
     backend = "postgres" if args.db == "postgres" else f"sqlite-{args.synchronous}"
+    if args.engines > 1:
+        backend += f" x{args.engines} engines"
     result: dict[str, Any] = {"system": "durahub", "backend": backend, "sizes": sizes}
     selected = {s for s in args.only.split(",") if s} or None
     timeout = 1200
 
     with tempfile.TemporaryDirectory(prefix="durahub-bench-") as tmp:
-        dep = Deployment(args.db, args.synchronous, Path(tmp), args.pg)
+        dep = Deployment(args.db, args.synchronous, Path(tmp), args.pg, engines=args.engines)
         try:
             c = dep.client
             tag = uuid.uuid4().hex[:8]
 
+            spread = itertools.count()
+
             def start(name: str, value: int) -> str:
-                return c.schedule_new_workflow(name, input=value, instance_id=f"{name}-{tag}-{uuid.uuid4().hex[:12]}")
+                client = dep.clients[next(spread) % len(dep.clients)]
+                return client.schedule_new_workflow(name, input=value,
+                                                    instance_id=f"{name}-{tag}-{uuid.uuid4().hex[:12]}")
 
             def wait(iid: str) -> wf.WorkflowState:
                 st = c.wait_for_workflow_completion(iid, timeout_in_seconds=timeout)

@@ -39,6 +39,7 @@ SYSTEMS: list[tuple[str, str, str, list[str]]] = [
     ("durahub-sqlite-full", "durahub", "bench.durahub_driver", ["--db", "sqlite", "--synchronous", "full"]),
     ("durahub-sqlite-normal", "durahub", "bench.durahub_driver", ["--db", "sqlite", "--synchronous", "normal"]),
     ("durahub-postgres", "durahub", "bench.durahub_driver", ["--db", "postgres"]),
+    ("durahub-postgres-x3", "durahub", "bench.durahub_driver", ["--db", "postgres", "--engines", "3"]),
     ("dbos-sqlite", "dbos", "bench.dbos_driver", ["--db", "sqlite"]),
     ("dbos-sqlite-wal", "dbos", "bench.dbos_driver", ["--db", "sqlite-wal"]),
     ("dbos-postgres", "dbos", "bench.dbos_driver", ["--db", "postgres"]),
@@ -51,11 +52,13 @@ PAIRS = [
     ("durahub-sqlite-full", "dbos-sqlite-wal"),
     ("durahub-sqlite-normal", "dbos-sqlite-wal"),
     ("durahub-postgres", "dbos-postgres"),
+    ("durahub-postgres-x3", "dbos-postgres"),
     ("durahub-sqlite-full", "temporal"),
 ]
 
 SHORT = {
     "durahub-sqlite-full": "dh-sq-full", "durahub-sqlite-normal": "dh-sq-norm", "durahub-postgres": "dh-pg",
+    "durahub-postgres-x3": "dh-pg-x3",
     "dbos-sqlite": "dbos-sq", "dbos-sqlite-wal": "dbos-wal", "dbos-postgres": "dbos-pg", "temporal": "temporal",
 }
 
