@@ -5,6 +5,7 @@ results for one task, and the dead process's instances are taken over within the
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -121,3 +122,29 @@ def test_three_engines_one_database_survive_a_kill(cluster) -> None:
     assert int(_query(url, "SELECT count(*) FROM tasks")[0]) == 0
     for c in clients:
         c.close()
+
+
+def test_engines_starting_at_once_on_a_fresh_database_migrate_it_once(tmp_path: Path) -> None:
+    try:
+        url = create_pg_database()
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"no PostgreSQL to test against: {exc}")
+    servers = []
+    try:
+        for i in range(3):
+            s = DurahubServer(db_path=tmp_path / f"unused{i}.db", log_path=tmp_path / f"engine{i}.log")
+            s.db = url
+            servers.append(s)
+        for s in servers:  # launch all three before waiting for any
+            with open(s.log_path, "ab") as log:
+                s.proc = subprocess.Popen(s.command(), stdout=log, stderr=subprocess.STDOUT,
+                                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")})
+        for s in servers:
+            s.wait_ready()
+        assert _query(url, "SELECT value FROM durahub_meta WHERE key = 'schema_version'") == ["2"]
+        migrated = sum(s.log_text().count("event=schema_migrated") for s in servers)
+        assert migrated == 1, f"the schema was migrated {migrated} times"
+    finally:
+        for s in servers:
+            s.stop()
+        drop_pg_database(url)
