@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TypeVar
 
 import dapr.ext.workflow as wf
 import grpc
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Response
 from pydantic import BaseModel, Field
 
 logger = logging.getLogger("examples")
@@ -230,3 +230,24 @@ def raise_for_rpc_error(what: str, exc: grpc.RpcError) -> NoReturn:
         raise HTTPException(status_code=422, detail=f"Cannot {what}: {details}") from exc
     logger.error("unexpected engine error during %s: %s %s", what, code, details)
     raise HTTPException(status_code=502, detail=f"Workflow engine error ({what}): {details}") from exc
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(examples=["healthy"])
+    workflow_runtime: str = Field(examples=["running"])
+
+
+def add_health_route(app: FastAPI, service: WorkflowService) -> None:
+    """`GET /health`: 200 while the app's workflow worker is connected to the engine, 503 otherwise."""
+
+    @app.get(
+        "/health",
+        response_model=HealthResponse,
+        summary="Health check",
+        responses={503: {"model": HealthResponse, "description": "Workflow runtime not connected"}},
+    )
+    def health(response: Response) -> HealthResponse:
+        if service.connected():
+            return HealthResponse(status="healthy", workflow_runtime="running")
+        response.status_code = 503
+        return HealthResponse(status="unhealthy", workflow_runtime="not connected")

@@ -31,6 +31,7 @@ from examples.common import (
     TERMINAL,
     WorkflowService,
     WorkflowStatusResponse,
+    add_health_route,
     env_seconds,
     render_state,
 )
@@ -90,10 +91,6 @@ class AcceptedResponse(BaseModel):
     dapr_status_url: str = Field(description="The sidecar's workflow status endpoint for the same instance")
 
 
-class HealthResponse(BaseModel):
-    status: str
-    workflow_runtime: str
-
 
 def dapr_status_url(instance_id: str) -> str:
     host = os.environ.get("DAPR_RUNTIME_HOST", "localhost")
@@ -101,12 +98,7 @@ def dapr_status_url(instance_id: str) -> str:
     return f"http://{host}:{port}/v1.0/workflows/dapr/{instance_id}"
 
 
-@app.get("/health", response_model=HealthResponse, summary="Health check")
-def health(response: Response) -> HealthResponse:
-    if service.connected():
-        return HealthResponse(status="healthy", workflow_runtime="running")
-    response.status_code = 503
-    return HealthResponse(status="unhealthy", workflow_runtime="not connected")
+add_health_route(app, service)
 
 
 @app.post(

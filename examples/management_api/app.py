@@ -23,7 +23,7 @@ from collections import OrderedDict
 from typing import Annotated, Any
 
 import dapr.ext.workflow as wf
-from fastapi import Body, FastAPI, HTTPException, Path, Query, Response
+from fastapi import Body, FastAPI, HTTPException, Path, Query
 from pydantic import BaseModel
 
 from examples.common import (
@@ -33,6 +33,7 @@ from examples.common import (
     TERMINAL,
     WorkflowService,
     WorkflowStatusResponse,
+    add_health_route,
     env_seconds,
     render_state,
 )
@@ -144,17 +145,8 @@ class ActionResponse(BaseModel):
     instance_id: str
 
 
-class HealthResponse(BaseModel):
-    status: str
-    workflow_runtime: str
 
-
-@app.get("/health", response_model=HealthResponse, summary="Health check")
-def health(response: Response) -> HealthResponse:
-    if service.connected():
-        return HealthResponse(status="healthy", workflow_runtime="running")
-    response.status_code = 503
-    return HealthResponse(status="unhealthy", workflow_runtime="not connected")
+add_health_route(app, service)
 
 
 @app.post(

@@ -20,7 +20,7 @@ import time
 from typing import Annotated, Any
 
 import dapr.ext.workflow as wf
-from fastapi import FastAPI, Path, Response
+from fastapi import FastAPI, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from examples.common import (
@@ -28,6 +28,7 @@ from examples.common import (
     INSTANCE_ID_PATTERN,
     WorkflowService,
     WorkflowStatusResponse,
+    add_health_route,
     env_seconds,
     render_state,
 )
@@ -158,10 +159,6 @@ class ActionResponse(BaseModel):
     message: str
 
 
-class HealthResponse(BaseModel):
-    status: str = Field(examples=["healthy"])
-    workflow_runtime: str = Field(examples=["running"])
-
 
 def instance_id_for(order_id: str) -> str:
     return f"order_{order_id}"
@@ -186,17 +183,7 @@ def root() -> dict[str, Any]:
     }
 
 
-@app.get(
-    "/health",
-    response_model=HealthResponse,
-    summary="Health check",
-    responses={503: {"model": HealthResponse, "description": "Workflow runtime not connected"}},
-)
-def health(response: Response) -> HealthResponse:
-    if service.connected():
-        return HealthResponse(status="healthy", workflow_runtime="running")
-    response.status_code = 503
-    return HealthResponse(status="unhealthy", workflow_runtime="not connected")
+add_health_route(app, service)
 
 
 @app.post("/workflow/start", response_model=StartResponse, summary="Start an order workflow", responses=ERROR_RESPONSES)

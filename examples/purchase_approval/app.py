@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import dapr.ext.workflow as wf
-from fastapi import FastAPI, HTTPException, Path, Response
+from fastapi import FastAPI, HTTPException, Path
 from pydantic import BaseModel, Field, StringConstraints
 
 from examples.common import (
@@ -32,6 +32,7 @@ from examples.common import (
     INSTANCE_ID_PATTERN,
     WorkflowService,
     WorkflowStatusResponse,
+    add_health_route,
     env_seconds,
     parse_payload,
     render_state,
@@ -151,17 +152,8 @@ class SignalResponse(BaseModel):
     instance_id: str
 
 
-class HealthResponse(BaseModel):
-    status: str
-    workflow_runtime: str
 
-
-@app.get("/health", response_model=HealthResponse, summary="Health check")
-def health(response: Response) -> HealthResponse:
-    if service.connected():
-        return HealthResponse(status="healthy", workflow_runtime="running")
-    response.status_code = 503
-    return HealthResponse(status="unhealthy", workflow_runtime="not connected")
+add_health_route(app, service)
 
 
 @app.post(
