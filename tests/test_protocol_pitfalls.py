@@ -118,3 +118,22 @@ def test_abandoned_continue_as_new_turn_restarts_from_committed_history(server_f
     assert len(starts) == 1 and starts[0].executionStarted.input.value == "1"
     second.cancel()
     channel.close()
+
+
+def test_purge_by_filter_removes_finished_instances_only(server: DurahubServer, client) -> None:
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    stub = stubs.TaskHubSidecarServiceStub(channel)
+    since = int(time.time()) - 1
+    done = client.schedule_new_workflow(holder_wf, instance_id=new_id("fdone"))
+    client.raise_workflow_event(done, "release", data="x")
+    client.wait_for_workflow_completion(done, timeout_in_seconds=30)
+    waiting = client.schedule_new_workflow(holder_wf, instance_id=new_id("fwait"))
+    wait_for_status(client, waiting, wf.WorkflowStatus.RUNNING)
+    req = pb.PurgeInstancesRequest(recursive=True)
+    req.purgeInstanceFilter.createdTimeFrom.FromSeconds(since)
+    resp = stub.PurgeInstances(req, timeout=30)
+    assert resp.deletedInstanceCount >= 1
+    assert client.get_workflow_state(done) is None
+    assert client.get_workflow_state(waiting).runtime_status == wf.WorkflowStatus.RUNNING
+    client.terminate_workflow(waiting)
+    channel.close()

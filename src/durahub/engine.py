@@ -512,20 +512,9 @@ class Engine:
         return count
 
     @_run_to_completion
-    async def purge_where(self, created_from_us: int | None, created_to_us: int | None, statuses: list[int]) -> int:
-        count = await self.store.purge_where(created_from_us, created_to_us, statuses)
-        self._states.clear()
-        log.info("event=purged_by_filter count=%d", count)
-        return count
-
-    def new_instance_id(self) -> str:
-        return _new_id()
-
-    @_run_to_completion
     async def purge_matching(self, query: InstanceQuery) -> int:
         """Purge each finished instance the query matches (recursively). Active ones are left alone."""
-        await self.query_instances(InstanceQuery(name=query.name, id_prefix=query.id_prefix,
-                                                 parent_id=query.parent_id, limit=0))
+        check_text(name=query.name, id_prefix=query.id_prefix, parent_id=query.parent_id)
         query.statuses = [s for s in (query.statuses or TERMINAL_STATUSES) if s in TERMINAL_STATUSES]
         count = 0
         while query.statuses:

@@ -29,6 +29,7 @@ from durahub.store.base import (
     InstanceExists,
     InstanceNotFound,
     InstanceNotTerminal,
+    InstanceQuery,
     InstanceRow,
     InstanceStalled,
     StorageFailure,
@@ -190,11 +191,13 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
         which = request.WhichOneof("request")
         if which == "purgeInstanceFilter":
             f = request.purgeInstanceFilter
-            count = await self.engine.purge_where(
-                ts_to_us(f.createdTimeFrom) if f.HasField("createdTimeFrom") else None,
-                ts_to_us(f.createdTimeTo) if f.HasField("createdTimeTo") else None,
-                list(f.runtimeStatus),
-            )
+            # Like the extension API's bulk purge: only finished instances, children included.
+            count = await self.engine.purge_matching(InstanceQuery(
+                statuses=list(f.runtimeStatus),
+                created_from_us=ts_to_us(f.createdTimeFrom) if f.HasField("createdTimeFrom") else None,
+                created_to_us=ts_to_us(f.createdTimeTo) if f.HasField("createdTimeTo") else None,
+                limit=1000,
+            ))
         else:
             await _require_id(request.instanceId, context)
             count = await _guard(context, "failed to purge workflow state: ",

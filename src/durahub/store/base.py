@@ -258,8 +258,6 @@ class Store(abc.ABC):
     async def purge(self, instance_id: str, recursive: bool, force: bool) -> int:
         """Delete a terminal instance (and, recursively, its children first). Returns the count."""
 
-    @abc.abstractmethod
-    async def purge_where(self, created_from_us: int | None, created_to_us: int | None, statuses: list[int]) -> int: ...
 
     @abc.abstractmethod
     async def create_with_history(

@@ -548,29 +548,6 @@ class SqlStore(Store):
 
         return await self._write(run)
 
-    async def purge_where(self, created_from_us: int | None, created_to_us: int | None, statuses: list[int]) -> int:
-        def run(c: Conn) -> int:
-            wanted = [status_name(s) for s in (statuses or TERMINAL_STATUSES) if s in TERMINAL_STATUSES]
-            if not wanted:
-                return 0
-            sql = f"SELECT instance_id FROM instances WHERE status IN ({','.join('?' * len(wanted))})"
-            args: list[Any] = list(wanted)
-            if created_from_us is not None:
-                sql += " AND created_us >= ?"
-                args.append(created_from_us)
-            if created_to_us is not None:
-                sql += " AND created_us < ?"
-                args.append(created_to_us)
-            purged: list[str] = []
-            for (instance_id,) in c.execute(sql, args).fetchall():
-                if _status(c, instance_id) is not None:
-                    _purge(c, instance_id, True, False, purged)
-            for gone in purged:
-                self._announce(c, "c", gone)
-            return len(purged)
-
-        return await self._write(run)
-
     async def create_with_history(
         self, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes]],
         timers: list[tuple[int, int, bytes]], execution_id: str, updated_us: int,
