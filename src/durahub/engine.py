@@ -66,10 +66,15 @@ T = TypeVar("T")
 
 INBOX_BATCH = 1000
 STATE_CACHE_SIZE = 4096
-# Gathering a fan-out's results before the next turn, on histories of at least 1,000 events only (small
-# workflows are never delayed): 1 microsecond per event or the worker's last turn time, at most 1 s.
-COALESCE_MIN_EVENTS = 1000
+# Gathering activity results before the next turn while more of the instance's activities are out: an early
+# turn costs the worker a whole replay, and the later results then wait for it. The wait is at most as long as
+# the worker's last turn on the instance took (so it never costs more than the turn it saves), capped at 5 ms
+# on short histories (a workflow that needs only the first of several results loses little) and at 1 s on
+# histories of 1,000+ events, where it is also at least 1 microsecond per event. The last result schedules
+# the turn at once.
+COALESCE_LONG_HISTORY = 1000
 COALESCE_SECONDS_PER_EVENT = 1e-6
+COALESCE_MAX_SECONDS_SHORT = 0.005
 COALESCE_MAX_SECONDS = 1.0
 # How many tokens of dispatches lost with their stream are remembered for late answers.
 RETIRED_TOKENS = 10_000
@@ -208,7 +213,7 @@ class Engine:
         self._states: OrderedDict[str, InstanceState] = OrderedDict()
         # Which stream holds which prefix of an instance's history (stateful-history workers).
         self._worker_cache: dict[str, tuple[int, int, int]] = {}
-        self._waiters: dict[str, list[tuple[Callable[[InstanceRow], bool], asyncio.Future[None]]]] = {}
+        self._waiters: dict[str, list[tuple[Callable[[InstanceRow], bool], asyncio.Future[InstanceRow | None]]]] = {}
         self._streams: dict[int, Stream] = {}
         self._stream_ids = itertools.count(1)
         self._timers: list[tuple[int, str]] = []
@@ -353,21 +358,22 @@ class Engine:
     def _schedule_gathering(self, instance_id: str) -> None:
         """Schedule a turn, letting a fan-out's activity results gather first.
 
-        The SDK replays the whole history on every turn, so on a long history a turn per result is quadratic
-        work for the worker. While more of the instance's activities are still out, wait a moment scaled to
-        the history's length (microseconds for small workflows); the last result schedules at once.
+        The SDK replays the whole history on every turn, so a turn per result is wasted work for the worker
+        (quadratic on a long history) and delays the results that arrive during it. While more of the
+        instance's activities are still out, wait a moment (see COALESCE_*); the last result schedules at once.
         """
         if instance_id in self._coalescing:
             if instance_id not in self._open_tasks:
                 self._schedule(instance_id)
             return
         state = self._states.get(instance_id)
-        delay = 0.0
-        if state is not None and len(state.history) >= COALESCE_MIN_EVENTS:
-            # As long as the worker's last turn on this history took: it then spends at most half its time
-            # replaying, however many results stream in.
-            delay = min(COALESCE_MAX_SECONDS, max(len(state.history) * COALESCE_SECONDS_PER_EVENT,
-                                                  self._turn_seconds.get(instance_id, 0.0)))
+        # As long as the worker's last turn on this history took: it then spends at most half its time
+        # replaying, however many results stream in.
+        turn_seconds = self._turn_seconds.get(instance_id, 0.0)
+        if state is not None and len(state.history) >= COALESCE_LONG_HISTORY:
+            delay = min(COALESCE_MAX_SECONDS, max(len(state.history) * COALESCE_SECONDS_PER_EVENT, turn_seconds))
+        else:
+            delay = min(COALESCE_MAX_SECONDS_SHORT, turn_seconds)
         if instance_id not in self._open_tasks or delay <= 0:
             self._schedule(instance_id)
             return
@@ -400,11 +406,26 @@ class Engine:
 
     # -- waiters --------------------------------------------------------------------------------------
 
-    def _notify(self, instance_id: str) -> None:
-        waiters = self._waiters.pop(instance_id, None)
-        for _, fut in waiters or ():
-            if not fut.done():
+    def _notify(self, instance_id: str, row: InstanceRow | None = None) -> None:
+        """Wake the instance's waiters. With the committed row in hand, only those it satisfies (they get the
+        row and need not read it back); without, all of them, to read it."""
+        waiters = self._waiters.get(instance_id)
+        if not waiters:
+            return
+        keep = []
+        for predicate, fut in waiters:
+            if fut.done():
+                continue
+            if row is None:
                 fut.set_result(None)
+            elif predicate(row):
+                fut.set_result(row)
+            else:
+                keep.append((predicate, fut))
+        if keep:
+            self._waiters[instance_id] = keep
+        else:
+            del self._waiters[instance_id]
 
     async def wait_for(
         self, instance_id: str, predicate: Callable[[InstanceRow], bool], timeout: float | None = None
@@ -412,19 +433,22 @@ class Engine:
         """Long-poll until the instance's committed state satisfies `predicate`. None on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            # Registered before the read, so no commit can slip between the two unseen.
+            fut: asyncio.Future[InstanceRow | None] = asyncio.get_running_loop().create_future()
             self._waiters.setdefault(instance_id, []).append((predicate, fut))
-            row = await self.get_instance(instance_id)
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if (row is not None and predicate(row)) or (remaining is not None and remaining <= 0):
-                waiters = self._waiters.get(instance_id, [])
-                if (predicate, fut) in waiters:
-                    waiters.remove((predicate, fut))
-                return row if row is not None and predicate(row) else None
             try:
-                await asyncio.wait_for(fut, timeout=remaining)
-            except TimeoutError:
-                return None
+                row = await self.get_instance(instance_id)
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if row is not None and predicate(row):
+                    return row
+                if remaining is not None and remaining <= 0:
+                    return None
+                try:
+                    committed = await asyncio.wait_for(fut, timeout=remaining)
+                except TimeoutError:
+                    return None
+                if committed is not None:
+                    return committed  # the commit that woke us satisfies the predicate
             finally:
                 waiters = self._waiters.get(instance_id)
                 if waiters is not None:
@@ -448,6 +472,8 @@ class Engine:
                         start_event=start.SerializeToString(), visible_us=visible)
         )
         self._forget(instance_id)
+        # Known without reading it back: a new instance has no history yet.
+        self._cache_state(InstanceState.from_history(instance_id, 0, []))
         log.info("event=instance_created instance=%s workflow=%s", instance_id, name)
         self._notify(instance_id)
         if visible:
@@ -939,7 +965,8 @@ class Engine:
         for woken in result.woken:
             if woken != instance_id:
                 self._schedule(woken)
-        self._notify(instance_id)
+        if instance_id in self._waiters:  # the row is built only for someone waiting on it
+            self._notify(instance_id, _committed_row(commit))
         self._end_turn(instance_id, reschedule=instance_id in result.woken)
 
     def _drop_instance_tasks(self, instance_id: str, keep_generation: int | None) -> None:
@@ -997,6 +1024,17 @@ class Engine:
             raise
         if recorded:
             self._schedule_gathering(task.instance_id)
+
+
+def _committed_row(c: TurnCommit) -> InstanceRow:
+    """The instance's row exactly as `commit_turn` has just written it."""
+    return InstanceRow(
+        instance_id=c.instance_id, name=c.name, status=c.status, execution_id=c.execution_id,
+        generation=c.generation, created_us=c.created_us, updated_us=c.updated_us,
+        completed_us=c.updated_us if c.status in TERMINAL_STATUSES else None, input=c.input, output=c.output,
+        custom_status=c.custom_status, failure=c.failure, parent_instance_id=c.parent_instance_id,
+        parent_task_id=c.parent_task_id, history_len=c.history_start + len(c.events),
+    )
 
 
 def _terminate_event(output: str | None, recursive: bool) -> pb.HistoryEvent:

@@ -21,6 +21,8 @@ _PLACEHOLDER = re.compile(r"\?")
 class _PgConn:
     """Adapts a psycopg connection to the store's `?`-placeholder, DB-API-like `Conn`."""
 
+    multi_row = True  # every statement is a round trip: the store packs many rows into one
+
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
@@ -29,7 +31,9 @@ class _PgConn:
 
     def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> Any:
         rows = [tuple(a) for a in args]
-        if rows:
+        if len(rows) == 1:
+            self.execute(sql, rows[0])  # a pipeline costs more than it saves for one row
+        elif rows:
             with self._conn.cursor() as cur:
                 cur.executemany(_PLACEHOLDER.sub("%s", sql), rows)
 
@@ -55,8 +59,11 @@ class PostgresStore(SqlStore):
         self._stop_listening = threading.Event()
 
     def _announce(self, conn: Conn, kind: str, instance_id: str) -> None:
-        # Delivered to listeners when (and only if) the transaction commits.
-        conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, f"{kind}:{self.owner}:{instance_id}"))
+        self._announcements.append(f"{kind}:{self.owner}:{instance_id}")
+
+    def _publish(self, conn: Conn, notes: list[str]) -> None:
+        # One statement for the whole batch; delivered to listeners when (and only if) the transaction commits.
+        conn.execute("SELECT pg_notify(?, n) FROM unnest(?::text[]) AS n", (CHANNEL, list(dict.fromkeys(notes))))
 
     def listen(self, callback: Callable[[str, str, str], None]) -> None:
         def run() -> None:

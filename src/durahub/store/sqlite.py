@@ -11,6 +11,7 @@ from durahub.store.sql import Conn, SqlStore
 class SqliteStore(SqlStore):
     name = "sqlite"
     begin = "BEGIN IMMEDIATE"
+    inline_point_reads = True
 
     def __init__(self, path: str, synchronous: str = "full") -> None:
         super().__init__()
@@ -27,4 +28,10 @@ class SqliteStore(SqlStore):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _connect_inline(self) -> Conn:
+        conn = self._connect()
+        # Used on the event loop: a WAL reader is not blocked by the writer, and must never wait long.
+        conn.execute("PRAGMA busy_timeout=1000")
         return conn
