@@ -148,3 +148,51 @@ def test_engines_starting_at_once_on_a_fresh_database_migrate_it_once(tmp_path: 
         for s in servers:
             s.stop()
         drop_pg_database(url)
+
+
+def test_an_engine_with_workers_leases_what_it_creates_and_one_without_leaves_it(tmp_path: Path) -> None:
+    """The creating transaction takes the instance's lease only where a worker can run it: an instance started
+    through an engine without workers must not wait out a lease (30 s here) before another engine runs it."""
+    try:
+        url = create_pg_database()
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"no PostgreSQL to test against: {exc}")
+    bare = DurahubServer(db_path=tmp_path / "unused0.db", log_path=tmp_path / "bare.log",
+                         extra_args=["--lease-seconds", "30"])
+    busy = DurahubServer(db_path=tmp_path / "unused1.db", log_path=tmp_path / "busy.log",
+                         extra_args=["--lease-seconds", "30"])
+    bare.db = busy.db = url
+    worker: subprocess.Popen[bytes] | None = None
+    clients: list[wf.DaprWorkflowClient] = []
+    try:
+        bare.start()
+        busy.start()
+        with open(tmp_path / "worker.log", "wb") as log:
+            worker = subprocess.Popen([sys.executable, str(REPO_ROOT / "tests" / "mp_worker.py"), busy.port],
+                                      stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: busy.connected_workers() >= 1, timeout=30, message="worker never connected")
+        assert bare.connected_workers() == 0
+        clients = [wf.DaprWorkflowClient(host="127.0.0.1", port=s.port) for s in (bare, busy)]
+
+        on_busy = clients[1].schedule_new_workflow("mp_chain", input=1, instance_id="lease-busy")
+        assert busy.proc is not None
+        owner = _query(url, "SELECT lease_owner FROM instances WHERE instance_id = 'lease-busy'")
+        assert owner and f"-{busy.proc.pid}-" in owner[0], owner
+
+        # StartInstance returns once the first turn committed: on a lease held by `bare`, only after 30 s.
+        t0 = time.monotonic()
+        on_bare = clients[0].schedule_new_workflow("mp_chain", input=2, instance_id="lease-bare")
+        for iid, expected in ((on_busy, 4), (on_bare, 5)):
+            st = clients[0].wait_for_workflow_completion(iid, timeout_in_seconds=20)
+            assert st is not None and st.runtime_status == wf.WorkflowStatus.COMPLETED, (iid, st)
+            assert json.loads(st.serialized_output) == expected
+        assert time.monotonic() - t0 < 15, "the instance waited out a lease taken by an engine without workers"
+    finally:
+        for c in clients:
+            c.close()
+        if worker is not None:
+            worker.kill()
+            worker.wait()
+        bare.stop()
+        busy.stop()
+        drop_pg_database(url)

@@ -207,6 +207,10 @@ class Engine:
         self._open_tasks: dict[str, int] = {}
         self._coalescing: set[str] = set()
         self._turn_seconds: dict[str, float] = {}
+        # Activity results received and being committed per instance, and instances with a committed result
+        # whose turn waits for those: a turn started between two commits would see only the first result.
+        self._recording: dict[str, int] = {}
+        self._recorded: set[str] = set()
         # Tokens of activity dispatches whose stream died, so their late answers can still be matched.
         self._retired: OrderedDict[str, int] = OrderedDict()
         self._task_index: dict[tuple[str, int], int] = {}
@@ -467,11 +471,18 @@ class Engine:
         start = execution_started(now, instance_id, _new_id(), name, input, scheduled_us=scheduled_us,
                                   app_id=self.config.app_id)
         visible = scheduled_us if scheduled_us is not None and scheduled_us > now else 0
+        # On a shared store, an engine with workers connected runs what it creates: the lease is taken in the
+        # creating transaction rather than by a write of its own before the first turn. An engine without
+        # workers leaves the instance to the others.
+        lease_until = now + self._lease_us if self._shared and self._streams and not visible else None
         await self.store.create_instance(
             NewInstance(instance_id=instance_id, name=name, created_us=now, input=input,
-                        start_event=start.SerializeToString(), visible_us=visible)
+                        start_event=start.SerializeToString(), visible_us=visible,
+                        lease_owner=self.owner if lease_until else None, lease_until_us=lease_until)
         )
         self._forget(instance_id)
+        if lease_until:
+            self._held[instance_id] = lease_until
         # Known without reading it back: a new instance has no history yet.
         self._cache_state(InstanceState.from_history(instance_id, 0, []))
         log.info("event=instance_created instance=%s workflow=%s", instance_id, name)
@@ -1014,16 +1025,34 @@ class Engine:
             if response.HasField("result"):
                 ev.taskCompleted.result.CopyFrom(response.result)
             ev.taskCompleted.taskExecutionId = task.request.taskExecutionId
+        instance_id = task.instance_id
+        self._recording[instance_id] = self._recording.get(instance_id, 0) + 1
+        recorded = False
         try:
-            recorded = await self.store.complete_task(task.seq, task.instance_id, task.generation,
+            recorded = await self.store.complete_task(task.seq, instance_id, task.generation,
                                                       ev.SerializeToString())
         except Exception:
             # Not recorded: the task runs again (at least once); the worker is told to expect a re-dispatch.
             task.token = ""
             self._add_task(task)
             raise
+        finally:
+            self._result_committed(instance_id, recorded)
+
+    def _result_committed(self, instance_id: str, recorded: bool) -> None:
+        """One activity result's commit ended. The last of the instance's results being committed schedules the
+        turn (gathering), so results that arrived together are delivered in one turn."""
+        left = self._recording[instance_id] - 1
+        if left:
+            self._recording[instance_id] = left
+        else:
+            del self._recording[instance_id]
         if recorded:
-            self._schedule_gathering(task.instance_id)
+            self._recorded.add(instance_id)
+        if left or instance_id not in self._recorded:
+            return
+        self._recorded.discard(instance_id)
+        self._schedule_gathering(instance_id)
 
 
 def _committed_row(c: TurnCommit) -> InstanceRow:

@@ -21,13 +21,24 @@ TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, TERMINATED, CANCELED})
 ACTIVE_STATUSES = frozenset({RUNNING, PENDING, SUSPENDED, STALLED})
 
 
+# Precomputed: these run for every stored or read instance row.
+_STATUS_NAMES = {value: name.removeprefix("ORCHESTRATION_STATUS_") for name, value in pb.OrchestrationStatus.items()}
+_STATUS_VALUES = {name: value for value, name in _STATUS_NAMES.items()}
+
+
 def status_name(status: int) -> str:
     """`ORCHESTRATION_STATUS_RUNNING` -> `RUNNING` (the form stored and shown over HTTP)."""
-    return pb.OrchestrationStatus.Name(status).removeprefix("ORCHESTRATION_STATUS_")
+    name = _STATUS_NAMES.get(status)
+    if name is None:
+        raise ValueError(f"unknown orchestration status {status!r}")
+    return name
 
 
 def status_from_name(name: str) -> int:
-    return pb.OrchestrationStatus.Value("ORCHESTRATION_STATUS_" + name)
+    value = _STATUS_VALUES.get(name)
+    if value is None:
+        raise ValueError(f"unknown orchestration status name {name!r}")
+    return value
 
 
 @dataclass

@@ -164,6 +164,9 @@ class NewInstance:
     visible_us: int = 0
     parent_instance_id: str | None = None
     parent_task_id: int | None = None
+    # Created already leased to this engine process (shared stores): its first turn needs no lease write.
+    lease_owner: str | None = None
+    lease_until_us: int | None = None
 
 
 class Store(abc.ABC):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -18,6 +19,12 @@ SCHEMA_LOCK_KEY = 0x6475726168756221
 _PLACEHOLDER = re.compile(r"\?")
 
 
+@functools.lru_cache(maxsize=1024)
+def _pg_sql(sql: str) -> str:
+    """The store's `?` placeholders as psycopg's `%s` (cached: the store uses a small set of statements)."""
+    return _PLACEHOLDER.sub("%s", sql)
+
+
 class _PgConn:
     """Adapts a psycopg connection to the store's `?`-placeholder, DB-API-like `Conn`."""
 
@@ -27,7 +34,7 @@ class _PgConn:
         self._conn = conn
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
-        return self._conn.execute(_PLACEHOLDER.sub("%s", sql), tuple(args), prepare=True)
+        return self._conn.execute(_pg_sql(sql), tuple(args), prepare=True)
 
     def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> Any:
         rows = [tuple(a) for a in args]
@@ -35,7 +42,7 @@ class _PgConn:
             self.execute(sql, rows[0])  # a pipeline costs more than it saves for one row
         elif rows:
             with self._conn.cursor() as cur:
-                cur.executemany(_PLACEHOLDER.sub("%s", sql), rows)
+                cur.executemany(_pg_sql(sql), rows)
 
     def close(self) -> None:
         self._conn.close()

@@ -175,10 +175,11 @@ def _insert_new(conn: Conn, new: NewInstance, status: int = PENDING, execution_i
         _wipe(conn, new.instance_id)
     conn.execute(
         "INSERT INTO instances (instance_id, name, status, execution_id, created_us, updated_us, input,"
-        " parent_instance_id, parent_task_id, history_len) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " parent_instance_id, parent_task_id, history_len, lease_owner, lease_until)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (new.instance_id, new.name, status_name(status), execution_id, new.created_us,
          updated_us if updated_us is not None else new.created_us, new.input, new.parent_instance_id,
-         new.parent_task_id, history_len),
+         new.parent_task_id, history_len, new.lease_owner, new.lease_until_us),
     )
     if new.start_event:
         conn.execute(
