@@ -85,9 +85,11 @@ async def _serve(server: Server) -> None:
 def run(app_id: str, db: str, grpc_port: int, http_port: int, log_level: str, command: tuple[str, ...]) -> None:
     """Run COMMAND next to an engine, like `dapr run -- COMMAND`.
 
-    Starts the engine (or attaches to one already serving on those ports), exports DAPR_GRPC_PORT,
-    DAPR_HTTP_PORT and APP_ID to the command, forwards SIGINT/SIGTERM, stops the engine it started when
-    the command exits, and exits with the command's exit code.
+    Starts the engine (or attaches to one already serving on those ports, also one another `durahub run`
+    started at the same moment), exports DAPR_GRPC_PORT, DAPR_HTTP_PORT and APP_ID to the command, forwards
+    SIGINT/SIGTERM (escalating to SIGTERM and SIGKILL if the command does not exit), stops the engine it started
+    once the command and every command attached to that engine have exited, and exits with the command's exit
+    code.
     """
     from durahub.launcher import run_with_engine
 

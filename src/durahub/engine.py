@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from durahub.config import Config
-from durahub.core.rerun import build_rerun
+from durahub.core.rerun import RerunInvalid, RerunNotAllowed, build_rerun
 from durahub.core.state import (
     ACTIVE_STATUSES,
-    FAILED,
     PENDING,
     RUNNING,
     STALLED,
@@ -45,6 +44,7 @@ from durahub.core.turn import (
     force_terminate,
     prepare_turn,
     stall_for_payload,
+    start_next_generation,
 )
 from durahub.protos import pb
 from durahub.store.base import (
@@ -201,6 +201,9 @@ class Engine:
         self._ready: set[str] = set()
         self._turns: dict[str, Turn | None] = {}
         self._rerun: set[str] = set()
+        # Instances whose id was reset (re-created or purged) while a turn of the old one was out: that turn's
+        # answer must not be committed onto the new instance.
+        self._stale: set[str] = set()
         self._tokens: dict[str, tuple[Stream, Turn | PendingTask]] = {}
         self._tasks: dict[int, PendingTask] = {}
         # Activities still out per instance, and instances whose next turn waits for more results to gather.
@@ -480,7 +483,7 @@ class Engine:
                         start_event=start.SerializeToString(), visible_us=visible,
                         lease_owner=self.owner if lease_until else None, lease_until_us=lease_until)
         )
-        self._forget(instance_id)
+        self._reset(instance_id)
         if lease_until:
             self._held[instance_id] = lease_until
         # Known without reading it back: a new instance has no history yet.
@@ -543,10 +546,11 @@ class Engine:
     @_run_to_completion
     async def purge(self, instance_id: str, recursive: bool, force: bool = False) -> int:
         check_text(instance_id=instance_id)
-        count = await self.store.purge(instance_id, recursive, force)
-        self._forget(instance_id)
-        log.info("event=purged instance=%s recursive=%s count=%d", instance_id, recursive, count)
-        return count
+        purged = await self.store.purge(instance_id, recursive, force)
+        for gone in purged:
+            self._reset(gone)
+        log.info("event=purged instance=%s recursive=%s count=%d", instance_id, recursive, len(purged))
+        return len(purged)
 
     @_run_to_completion
     async def purge_matching(self, query: InstanceQuery) -> int:
@@ -605,14 +609,36 @@ class Engine:
         self._worker_cache.pop(instance_id, None)
         self._turn_seconds.pop(instance_id, None)
 
+    def _reset(self, instance_id: str) -> None:
+        """The id now names a new instance (re-created) or none (purged): nothing remembered of the old one
+        may be used for it — cached state, activities still queued, a lease, a turn still out."""
+        self._forget(instance_id)
+        self._held.pop(instance_id, None)
+        if instance_id in self._open_tasks:
+            self._drop_instance_tasks(instance_id, keep_generation=None)
+        if instance_id in self._turns:
+            self._stale.add(instance_id)
+
     @_run_to_completion
     async def rerun_from_event(
-        self, source_id: str, event_id: int, new_id: str, input: str | None, overwrite_input: bool,
+        self, source_id: str, event_id: int, new_id: str | None, input: str | None, overwrite_input: bool,
         new_child_id: str = "",
-    ) -> None:
+    ) -> str:
         """Copy a finished instance's history up to one of its scheduling events into a new instance and
-        re-run from there (the event and any work unfinished before it are scheduled again)."""
-        check_text(new_instance_id=new_id, input=input, new_child_instance_id=new_child_id)
+        re-run from there (the event and any work unfinished before it are scheduled again). Returns the new
+        instance's id (a fresh one when `new_id` is not given)."""
+        check_text(source_instance_id=source_id, new_instance_id=new_id, input=input,
+                   new_child_instance_id=new_child_id)
+        row = await self.get_instance(source_id)
+        if row is None:
+            raise InstanceNotFound(source_id)
+        if row.status not in TERMINAL_STATUSES:
+            raise RerunNotAllowed(f"workflow instance '{source_id}' is not in a terminal state")
+        if row.parent_instance_id:
+            raise RerunNotAllowed(f"workflow instance '{source_id}' is a child workflow and cannot be rerun")
+        new_id = new_id or _new_id()
+        if new_id == source_id:
+            raise RerunInvalid("new instance ID must differ from the source instance ID")
         history = await self.history(source_id)
         if history is None:
             raise InstanceNotFound(source_id)
@@ -639,12 +665,14 @@ class Engine:
                                 start_event=child.start_event.SerializeToString(), parent_instance_id=new_id,
                                 parent_task_id=child.parent_task_id)
                 )
+                self._reset(child.instance_id)
                 self._schedule(child.instance_id)
             except InstanceExists:
                 await self.store.enqueue(new_id, child.conflict_event.SerializeToString())
                 self._schedule(new_id)
         self._notify(new_id)
         log.info("event=rerun instance=%s source=%s from_event=%d", new_id, source_id, event_id)
+        return new_id
 
     # -- worker streams -------------------------------------------------------------------------------
 
@@ -808,13 +836,20 @@ class Engine:
         if not rows:
             return None
         inbox = [InboxItem(r.seq, pb.HistoryEvent.FromString(r.payload), r.generation) for r in rows]
+        if state.is_terminal and any(i.event.HasField("executionStarted") for i in inbox):
+            # A finished instance with a start queued was re-created by someone this engine did not hear from
+            # in time: what it remembers is of the old instance.
+            self._forget(instance_id)
+            state = await self._load_state(instance_id)
+            if state is None:
+                return None
         plan = prepare_turn(state, inbox, now)
+        if len(rows) == INBOX_BATCH and (plan.runnable or plan.consumed):
+            self._rerun.add(instance_id)  # more is queued than one turn takes: another turn follows
         if not plan.runnable:
             if plan.consumed:
                 await self.store.consume_inbox(instance_id, plan.consumed)
             return None
-        if len(rows) == INBOX_BATCH:
-            self._rerun.add(instance_id)
         turn = Turn(instance_id=instance_id, state=state, plan=plan)
         if state.status == STALLED and plan.terminate is not None:
             # A stalled instance cannot run a turn, but it can always be terminated.
@@ -825,6 +860,7 @@ class Engine:
 
     def _end_turn(self, instance_id: str, reschedule: bool) -> None:
         self._turns.pop(instance_id, None)
+        self._stale.discard(instance_id)
         if instance_id in self._rerun or reschedule:
             self._rerun.discard(instance_id)
             self._schedule_gathering(instance_id)
@@ -859,11 +895,13 @@ class Engine:
         self._turn_seconds[instance_id] = time.monotonic() - turn.sent_at
         try:
             outcome = apply_response(turn.state, turn.plan, response, now_us(), _new_id, self.config.app_id)
-            if outcome.continue_as_new is not None and turn.loops < MAX_CONTINUE_AS_NEW_LOOPS:
-                self._continue_as_new(turn, outcome)
-                return
             if outcome.continue_as_new is not None:
-                outcome = self._fail_turn(turn, "exceeded tight-loop continue-as-new limit of 20")
+                if turn.loops < MAX_CONTINUE_AS_NEW_LOOPS:
+                    self._continue_as_new(turn, outcome)
+                    return
+                # A tight loop: keep what it did so far, and run the next generation in a turn of its own.
+                log.info("event=continue_as_new_saved instance=%s loops=%d", instance_id, turn.loops)
+                outcome = start_next_generation(turn.state, outcome)
             await self._commit(turn, outcome)
         except Exception:
             log.exception("event=turn_commit_failed instance=%s", instance_id)
@@ -885,20 +923,15 @@ class Engine:
         log.info("event=continued_as_new instance=%s generation=%d", turn.instance_id, turn.state.generation)
         self._jobs.put_nowait(_ContinueJob(turn))
 
-    def _fail_turn(self, turn: Turn, message: str) -> TurnOutcome:
-        # The state already holds this turn's new events: rebuild it from the history before them.
-        prior = turn.state.history[: len(turn.state.history) - len(turn.plan.new_events)]
-        turn.state = InstanceState.from_history(turn.instance_id, turn.state.generation, prior)
-        response = pb.WorkflowResponse(instanceId=turn.instance_id)
-        action = response.actions.add(id=-1)
-        action.completeWorkflow.workflowStatus = FAILED
-        action.completeWorkflow.failureDetails.errorType = "DurahubError"
-        action.completeWorkflow.failureDetails.errorMessage = message
-        return apply_response(turn.state, turn.plan, response, now_us(), _new_id, self.config.app_id)
-
     @_run_to_completion
     async def _commit(self, turn: Turn, outcome: TurnOutcome) -> None:
         instance_id = turn.instance_id
+        if instance_id in self._stale:
+            # The instance was purged or re-created while this turn was out: its answer belongs to no one.
+            log.info("event=stale_turn_dropped instance=%s", instance_id)
+            self._forget(instance_id)
+            self._end_turn(instance_id, reschedule=True)
+            return
         state = outcome.state
         if outcome.stalled:
             start = len(state.history)
@@ -912,14 +945,15 @@ class Engine:
             log.warning("event=workflow_stalled instance=%s reason=%s", instance_id,
                         state.stall.description if state.stall else "")
             return
-        replace = turn.replace_history
+        replace = turn.replace_history or outcome.replace_history
         history_start = 0 if replace else len(state.history) - len(outcome.appended)
         events = state.history if replace else outcome.appended
         failure = state.failure
         parent = state.parent
         commit = TurnCommit(
             instance_id=instance_id,
-            status=state.status,
+            # A generation saved before its first turn (inbox_front holds its start) is running already.
+            status=RUNNING if outcome.inbox_front else state.status,
             name=state.name,
             execution_id=state.execution_id,
             generation=state.generation,
@@ -943,6 +977,7 @@ class Engine:
                 for c in outcome.children
             ],
             messages=[(m.target, m.event.SerializeToString()) for m in outcome.messages],
+            inbox_front=[e.SerializeToString() for e in outcome.inbox_front],
         )
         if self._shared:
             commit.owner = self.owner
@@ -973,6 +1008,8 @@ class Engine:
             self._add_task(PendingTask(seq, instance_id, task.generation, task.task_id, task.request))
         for timer in outcome.timers:
             self._add_timer(timer.fire_at_us, instance_id)
+        for created in result.created:
+            self._reset(created)
         for woken in result.woken:
             if woken != instance_id:
                 self._schedule(woken)

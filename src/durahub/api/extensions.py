@@ -14,12 +14,12 @@ from pydantic import BaseModel, Field
 
 from durahub import __version__
 from durahub.api.common import workflow_properties
-from durahub.core.rerun import RerunInvalid, RerunTargetNotFound
+from durahub.core.rerun import RerunInvalid, RerunNotAllowed, RerunTargetNotFound
 from durahub.core.state import TERMINAL_STATUSES, status_from_name, status_name
 from durahub.core.time import ts_to_us
 from durahub.engine import Engine, InvalidRequest
 from durahub.protos import pb
-from durahub.store.base import InstanceExists, InstanceQuery, InstanceRow
+from durahub.store.base import InstanceExists, InstanceNotFound, InstanceQuery, InstanceRow
 
 MAX_PAGE = 1000
 MAX_WAIT_SECONDS = 300.0
@@ -252,22 +252,19 @@ def create_extensions_app(engine: Engine) -> FastAPI:
     @app.post("/instances/{instance_id}/rerun", response_model=RerunResponse, status_code=202, responses=ERRORS,
               summary="Start a new instance that replays this finished one up to an event and runs on from there")
     async def rerun(instance_id: InstanceIdPath, body: RerunRequest) -> RerunResponse:
-        row = await _row_or_404(instance_id)
-        if row.status not in TERMINAL_STATUSES:
-            raise HTTPException(status_code=409, detail=f"workflow instance '{instance_id}' is not in a terminal state")
-        if row.parent_instance_id:
-            raise HTTPException(status_code=409, detail=f"workflow instance '{instance_id}' is a child workflow")
-        new_id = body.new_instance_id or engine.new_instance_id()
-        if new_id == instance_id:
-            raise HTTPException(status_code=400, detail="new_instance_id must differ from the source instance id")
         try:
-            await engine.rerun_from_event(instance_id, body.event_id, new_id, body.input, body.overwrite_input)
+            new_id = await engine.rerun_from_event(instance_id, body.event_id, body.new_instance_id, body.input,
+                                                   body.overwrite_input)
+        except InstanceNotFound as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        except RerunNotAllowed as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from exc
         except RerunTargetNotFound as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from exc
         except RerunInvalid as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from exc
         except InstanceExists as exc:
-            raise HTTPException(status_code=409, detail=f"workflow instance '{new_id}' already exists") from exc
+            raise HTTPException(status_code=409, detail=f"workflow instance '{body.new_instance_id}' already exists") from exc
         return RerunResponse(new_instance_id=new_id)
 
     @app.post("/purge", response_model=Count, responses=ERRORS,

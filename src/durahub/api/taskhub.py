@@ -12,8 +12,7 @@ import grpc
 from google.protobuf import empty_pb2
 
 from durahub.api.common import map_engine_errors
-from durahub.core.rerun import RerunInvalid, RerunTargetNotFound
-from durahub.core.state import TERMINAL_STATUSES
+from durahub.core.rerun import RerunInvalid, RerunNotAllowed, RerunTargetNotFound
 from durahub.core.time import ts_to_us, us_to_ts
 from durahub.engine import (
     Engine,
@@ -226,29 +225,21 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
     async def RerunWorkflowFromEvent(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         source = request.sourceInstanceID
         await _require_id(source, context)
-        row = await self.engine.get_instance(source)
-        if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"workflow instance does not exist with ID '{source}'")
-        assert row is not None
-        if row.status not in TERMINAL_STATUSES:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"workflow instance '{source}' is not in a terminal state")
-        if row.parent_instance_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"workflow instance '{source}' is a child workflow and cannot be rerun")
-        new_id = request.newInstanceID or str(uuid.uuid4())
-        if new_id == source:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "new instance ID must differ from the source instance ID")
-        await _require_id(new_id, context)
+        if request.newInstanceID:
+            await _require_id(request.newInstanceID, context)
         input = request.input.value if request.HasField("input") else None
         try:
-            await self.engine.rerun_from_event(source, request.eventID, new_id, input, request.overwriteInput,
-                                               request.newChildWorkflowInstanceID)
+            new_id = await self.engine.rerun_from_event(source, request.eventID, request.newInstanceID or None, input,
+                                                        request.overwriteInput, request.newChildWorkflowInstanceID)
+        except InstanceNotFound:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"workflow instance does not exist with ID '{source}'")
         except RerunTargetNotFound as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        except RerunInvalid as exc:
+        except (RerunInvalid, RerunNotAllowed) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except InstanceExists:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"workflow instance '{new_id}' already exists")
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS,
+                                f"workflow instance '{request.newInstanceID}' already exists")
         return pb.RerunWorkflowFromEventResponse(newInstanceID=new_id)
 
     # -- worker RPCs ----------------------------------------------------------------------------------

@@ -18,7 +18,11 @@ class RerunTargetNotFound(Exception):
 
 
 class RerunInvalid(Exception):
-    pass
+    """The rerun request itself is wrong (no such event to rerun from, the new id equals the source's)."""
+
+
+class RerunNotAllowed(Exception):
+    """The source instance cannot be rerun in its state: still active, or a child workflow."""
 
 
 @dataclass

@@ -20,7 +20,8 @@ from durahub.core.state import (
 from durahub.core.time import is_never, ts_to_us, us_to_ts
 from durahub.protos import pb
 
-# durabletask-go's limit on consecutive continue-as-new iterations inside one turn.
+# Continue-as-new iterations run inside one turn (one commit) before the progress is saved and the next
+# generation gets a turn of its own (durabletask-go's limit; daprd then saves and goes on, so do we).
 MAX_CONTINUE_AS_NEW_LOOPS = 20
 
 
@@ -93,6 +94,8 @@ class TurnOutcome:
     stalled: bool = False
     # Set when the worker asked to continue as new: the engine re-runs the turn with these new events.
     continue_as_new: list[pb.HistoryEvent] | None = None
+    # Events queued ahead of the instance's inbox (a new generation's start, see `start_next_generation`).
+    inbox_front: list[pb.HistoryEvent] = field(default_factory=list)
 
 
 def _event(now_us: int, event_id: int = -1) -> pb.HistoryEvent:
@@ -435,3 +438,20 @@ def stall_for_payload(state: InstanceState, plan: TurnPlan, size: int, limit: in
 def continue_as_new_state(state: InstanceState) -> InstanceState:
     """The empty state of the next generation, whose first turn carries the new executionStarted."""
     return InstanceState(instance_id=state.instance_id, generation=state.generation + 1)
+
+
+def start_next_generation(state: InstanceState, outcome: TurnOutcome) -> TurnOutcome:
+    """Save a continue-as-new as the next generation with no history yet, its executionStarted and the events
+    carried over first in its inbox, so that it runs in a turn of its own (progress is kept, nothing is lost
+    or delivered twice, and events raised meanwhile stay behind the carried-over ones)."""
+    assert outcome.continue_as_new is not None
+    started = outcome.continue_as_new[1]
+    es = started.executionStarted
+    at = ts_to_us(started.timestamp)
+    following = InstanceState(
+        instance_id=state.instance_id, generation=state.generation + 1, name=es.name,
+        execution_id=es.workflowInstance.executionId.value, input=es.input.value if es.HasField("input") else None,
+        parent=es.parentInstance if es.HasField("parentInstance") else None, created_us=at, updated_us=at,
+    )
+    return TurnOutcome(state=following, consumed=outcome.consumed, appended=[], replace_history=True,
+                       custom_status=outcome.custom_status, inbox_front=outcome.continue_as_new[1:])

@@ -127,6 +127,8 @@ class TurnCommit:
     children: list[NewChild] = field(default_factory=list)
     # (target instance, serialized event)
     messages: list[tuple[str, bytes]] = field(default_factory=list)
+    # Events put at the front of the instance's own inbox, ahead of what is still queued there.
+    inbox_front: list[bytes] = field(default_factory=list)
     # Shared stores: the committing process must still hold the instance's lease; the commit extends it.
     owner: str | None = None
     lease_until: int | None = None
@@ -137,6 +139,8 @@ class CommitResult:
     task_seqs: list[int]
     # Instances whose inbox received events in this commit (including this one, on a child-id conflict).
     woken: set[str]
+    # Child ids created by this commit; any that named a finished instance before now name a new one.
+    created: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -208,9 +212,9 @@ class Store(abc.ABC):
     async def close(self) -> None: ...
 
     @abc.abstractmethod
-    async def create_instance(self, new: NewInstance) -> None:
-        """Create an instance whose start event waits in its inbox. Raises InstanceExists for an active id;
-        a terminal instance with the same id is replaced."""
+    async def create_instance(self, new: NewInstance) -> bool:
+        """Create an instance whose start event waits in its inbox. Raises InstanceExists for an active id (or
+        a finished one with an active descendant); a finished instance with the same id is replaced (True)."""
 
     @abc.abstractmethod
     async def get_instance(self, instance_id: str) -> InstanceRow | None: ...
@@ -258,8 +262,8 @@ class Store(abc.ABC):
     async def query_instances(self, query: InstanceQuery) -> list[InstanceRow]: ...
 
     @abc.abstractmethod
-    async def purge(self, instance_id: str, recursive: bool, force: bool) -> int:
-        """Delete a terminal instance (and, recursively, its children first). Returns the count."""
+    async def purge(self, instance_id: str, recursive: bool, force: bool) -> list[str]:
+        """Delete a terminal instance (and, recursively, its children first). Returns the ids deleted."""
 
 
     @abc.abstractmethod

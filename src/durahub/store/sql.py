@@ -34,6 +34,7 @@ from durahub.store.base import (
     InstanceRow,
     InstanceStalled,
     LeaseLost,
+    NewChild,
     NewInstance,
     StorageFailure,
     Store,
@@ -157,20 +158,37 @@ def _wipe(conn: Conn, instance_id: str) -> None:
         conn.execute(f"DELETE FROM {table} WHERE instance_id = ?", (instance_id,))
 
 
+def _active_descendant(conn: Conn, instance_id: str, seen: set[str] | None = None) -> list[str] | None:
+    """The path to a child (or deeper descendant) of `instance_id` that is still active, if any: a finished id
+    is reusable only once its whole tree has finished, or an old descendant could report into the new run."""
+    seen = seen if seen is not None else {instance_id}
+    rows = conn.execute("SELECT instance_id, status FROM instances WHERE parent_instance_id = ?",
+                        (instance_id,)).fetchall()
+    for child, status in rows:
+        if child in seen:
+            continue
+        seen.add(child)
+        if status_from_name(status) in ACTIVE_STATUSES:
+            return [child]
+        deeper = _active_descendant(conn, child, seen)
+        if deeper:
+            return [child, *deeper]
+    return None
+
+
 def _insert_new(conn: Conn, new: NewInstance, status: int = PENDING, execution_id: str = "",
-                history_len: int = 0, updated_us: int | None = None, replace_terminal: bool = True) -> None:
+                history_len: int = 0, updated_us: int | None = None, replace_terminal: bool = True) -> bool:
+    """Insert a new instance. A finished instance with the same id is replaced (True is returned); an active
+    one, or a finished one with an active descendant, raises InstanceExists and nothing is written."""
     existing = _status(conn, new.instance_id)
     if existing is not None:
         if existing in ACTIVE_STATUSES or not replace_terminal:
             raise InstanceExists(new.instance_id)
-        active_child = conn.execute(
-            "SELECT instance_id FROM instances WHERE parent_instance_id = ? AND status NOT IN (?, ?, ?, ?) LIMIT 1",
-            (new.instance_id, *_TERMINAL_NAMES),
-        ).fetchone()
-        if active_child:
+        path = _active_descendant(conn, new.instance_id)
+        if path:
+            chain = ": ".join(f"child workflow '{p}'" for p in path)
             raise InstanceExists(
-                new.instance_id,
-                f"cannot recreate workflow with ID '{new.instance_id}': child workflow '{active_child[0]}' is active",
+                new.instance_id, f"cannot recreate workflow with ID '{new.instance_id}': {chain} is active"
             )
         _wipe(conn, new.instance_id)
     conn.execute(
@@ -186,6 +204,7 @@ def _insert_new(conn: Conn, new: NewInstance, status: int = PENDING, execution_i
             "INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, ?, NULL, ?)",
             (new.instance_id, new.visible_us, new.start_event),
         )
+    return existing is not None
 
 
 class SqlStore(Store):
@@ -395,12 +414,15 @@ class SqlStore(Store):
     def _publish(self, conn: Conn, notes: list[str]) -> None:
         """Send the batch's announcements as part of its transaction (shared stores)."""
 
-    async def create_instance(self, new: NewInstance) -> None:
-        def run(c: Conn) -> None:
-            _insert_new(c, new)
+    async def create_instance(self, new: NewInstance) -> bool:
+        def run(c: Conn) -> bool:
+            replaced = _insert_new(c, new)
+            if replaced:
+                self._announce(c, "c", new.instance_id)  # others drop what they remember of the old one
             self._announce(c, "i", new.instance_id)
+            return replaced
 
-        await self._write(run)
+        return await self._write(run)
 
     async def get_instance(self, instance_id: str) -> InstanceRow | None:
         def run(c: Conn) -> InstanceRow | None:
@@ -449,6 +471,8 @@ class SqlStore(Store):
         def run(c: Conn) -> CommitResult:
             result = _commit_turn(c, commit)
             self._announce(c, "c", commit.instance_id)
+            for created in result.created:
+                self._announce(c, "c", created)
             for woken in result.woken:
                 self._announce(c, "i", woken)
             return result
@@ -589,13 +613,13 @@ class SqlStore(Store):
 
         return await self._read(run)
 
-    async def purge(self, instance_id: str, recursive: bool, force: bool) -> int:
-        def run(c: Conn) -> int:
+    async def purge(self, instance_id: str, recursive: bool, force: bool) -> list[str]:
+        def run(c: Conn) -> list[str]:
             purged: list[str] = []
             _purge(c, instance_id, recursive, force, purged)
             for gone in purged:
                 self._announce(c, "c", gone)
-            return len(purged)
+            return purged
 
         return await self._write(run)
 
@@ -762,12 +786,16 @@ def _commit_turn(c: Conn, t: TurnCommit) -> CommitResult:
             raise InstanceNotFound(t.instance_id)  # purged while the turn ran
         raise LeaseLost(t.instance_id)
     woken: set[str] = set()
+    created: list[str] = []
     task_seqs: list[int] = []
     if terminal:
         # Nothing of a finished instance runs any more: pending activities, timers and queued events go.
         c.execute("DELETE FROM tasks WHERE instance_id = ?", (t.instance_id,))
         c.execute("DELETE FROM inbox WHERE instance_id = ?", (t.instance_id,))
     else:
+        if t.inbox_front:
+            _put_in_front(c, t.instance_id, t.inbox_front)
+            woken.add(t.instance_id)
         task_seqs = _insert_tasks(c, t)
         _insert_rows(
             c, "INSERT INTO inbox (instance_id, visible_us, generation, payload)",
@@ -778,23 +806,28 @@ def _commit_turn(c: Conn, t: TurnCommit) -> CommitResult:
                 "SELECT status, parent_instance_id, parent_task_id FROM instances WHERE instance_id = ?",
                 (child.instance_id,),
             ).fetchone()
-            if existing and existing[1] == t.instance_id and existing[2] == child.parent_task_id:
-                continue  # the same creation delivered twice
             if existing and status_from_name(existing[0]) in ACTIVE_STATUSES:
-                c.execute(
-                    "INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, 0, ?, ?)",
-                    (t.instance_id, t.generation, child.conflict_event),
-                )
+                if existing[1] == t.instance_id and existing[2] == child.parent_task_id:
+                    continue  # this parent's creation of this child, already running (like daprd: a no-op)
+                _insert_conflict(c, t, child)
                 woken.add(t.instance_id)
                 continue
-            _insert_new(
-                c,
-                NewInstance(
-                    instance_id=child.instance_id, name=child.name, created_us=child.created_us, input=None,
-                    start_event=child.start_event, parent_instance_id=t.instance_id,
-                    parent_task_id=child.parent_task_id,
-                ),
-            )
+            try:
+                # A finished instance with this id (an earlier attempt or generation, or any finished
+                # workflow) is replaced and runs again.
+                _insert_new(
+                    c,
+                    NewInstance(
+                        instance_id=child.instance_id, name=child.name, created_us=child.created_us, input=None,
+                        start_event=child.start_event, parent_instance_id=t.instance_id,
+                        parent_task_id=child.parent_task_id,
+                    ),
+                )
+            except InstanceExists:
+                _insert_conflict(c, t, child)  # its old tree is still running
+                woken.add(t.instance_id)
+                continue
+            created.append(child.instance_id)
             woken.add(child.instance_id)
     for target, event in t.messages:
         status = _status(c, target)
@@ -803,4 +836,23 @@ def _commit_turn(c: Conn, t: TurnCommit) -> CommitResult:
         c.execute("INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, 0, NULL, ?)",
                   (target, event))
         woken.add(target)
-    return CommitResult(task_seqs=task_seqs, woken=woken)
+    return CommitResult(task_seqs=task_seqs, woken=woken, created=created)
+
+
+def _put_in_front(c: Conn, instance_id: str, events: list[bytes]) -> None:
+    """Queue `events` ahead of the instance's inbox: its rows are queued again behind them (sequence numbers
+    only grow, so moving the rest back is the way to put something first)."""
+    rest = c.execute("SELECT visible_us, generation, payload FROM inbox WHERE instance_id = ? ORDER BY seq",
+                     (instance_id,)).fetchall()
+    if rest:
+        c.execute("DELETE FROM inbox WHERE instance_id = ?", (instance_id,))
+    _insert_rows(
+        c, "INSERT INTO inbox (instance_id, visible_us, generation, payload)",
+        [(instance_id, 0, None, e) for e in events] + [(instance_id, r[0], r[1], bytes(r[2])) for r in rest],
+    )
+
+
+def _insert_conflict(c: Conn, t: TurnCommit, child: NewChild) -> None:
+    """The child's id is taken: the parent gets the creation's failure instead."""
+    c.execute("INSERT INTO inbox (instance_id, visible_us, generation, payload) VALUES (?, 0, ?, ?)",
+              (t.instance_id, t.generation, child.conflict_event))
