@@ -1,7 +1,7 @@
-"""Fault-injection benchmark: `python bench/faults.py [--kills 20] [--load 2000] [--backend sqlite|postgres]`
-(also `python -m bench.faults` from the repo root).
+"""Fault-injection benchmark, from the repository root in the durahub venv:
+`python -m bench.faults [--kills 20] [--load 2000] [--backend sqlite|postgres]`.
 
-Runs the reliability workload of tests/reliability against a fresh durahub server: kill -9 / restart of the
+Runs the reliability workload of tests/reliability (testsupport/faultlib.py) against a fresh durahub server: kill -9 / restart of the
 engine at random moments under a mixed workload (chains, fan-outs, timers, external events, child workflows,
 continue-as-new, retries), kill -9 of the worker mid-activity, then a load phase (workflows waiting on timers
 and events, an event burst, concurrent starts). Prints a summary table; exits 1 if anything was lost or
@@ -16,9 +16,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "reliability")]
 
 
 def main() -> int:
@@ -35,31 +32,30 @@ def main() -> int:
     os.environ["DURAHUB_TEST_BACKEND"] = args.backend
     os.environ.setdefault("DAPR_API_TIMEOUT_SECONDS", "60")
 
-    import faultlib
-    import helpers
-    from test_faults_load import run_load
+    # After DAPR_API_TIMEOUT_SECONDS is set: the SDK reads it when imported.
+    from testsupport import faultlib
+    from testsupport.process import wait_until
+    from testsupport.sdk import make_client
+    from testsupport.server import DurahubServer
 
-    helpers.BACKEND = args.backend
     tmp = Path(tempfile.mkdtemp(prefix="durahub-faults-"))
     rows: list[tuple[str, object]] = [("backend", args.backend)]
     ok = True
 
     # 1. Engine kill -9 cycles.
-    srv = helpers.DurahubServer(tmp / "kill.db", tmp / "kill.log")
+    srv = DurahubServer(tmp / "kill.db", tmp / "kill.log", backend=args.backend)
     srv.start()
     log = tmp / "activities.log"
     worker = faultlib.WorkerProcess(srv.port, log, tmp / "worker.out").start()
-    client = helpers.make_client(srv)
+    client = make_client(srv)
     try:
-        helpers.wait_until(lambda: srv.connected_workers() >= 1, timeout=30)
+        wait_until(lambda: srv.connected_workers() >= 1, timeout=30)
         report = faultlib.run_kill_workload(srv, client, log, kills=args.kills, initial_per_kind=args.initial,
                                             seed=args.seed, finish_timeout=300)
     finally:
         client.close()
         worker.stop()
-        srv.stop()
-        if srv.db.startswith("postgresql://"):
-            helpers.drop_pg_database(srv.db)
+        srv.dispose()
     rows += faultlib.report_rows(report)
     ok &= not report.wrong and report.duplicate_results == 0 and report.events_lost == 0 \
         and report.events_duplicated == 0 and not report.history_problems and not report.exec.unexplained
@@ -67,15 +63,15 @@ def main() -> int:
         print("  problem:", line, file=sys.stderr)
 
     # 2. Worker kill -9 mid-activity.
-    srv = helpers.DurahubServer(tmp / "worker.db", tmp / "worker.log")
+    srv = DurahubServer(tmp / "worker.db", tmp / "worker.log", backend=args.backend)
     srv.start()
     wlog = tmp / "worker-activities.log"
     w1 = faultlib.WorkerProcess(srv.port, wlog, tmp / "w1.out", step_seconds=2.0).start()
-    client = helpers.make_client(srv)
+    client = make_client(srv)
     try:
-        helpers.wait_until(lambda: srv.connected_workers() >= 1, timeout=30)
+        wait_until(lambda: srv.connected_workers() >= 1, timeout=30)
         ids = [client.schedule_new_workflow(faultlib.fl_fanout, input=i, instance_id=f"bw-{i}") for i in range(10)]
-        helpers.wait_until(lambda: sum(r["ev"] == "start" for r in faultlib.read_log(wlog)) >= 10, timeout=30)
+        wait_until(lambda: sum(r["ev"] == "start" for r in faultlib.read_log(wlog)) >= 10, timeout=30)
         w1.kill()
         kill_time = time.time()
         recs = faultlib.read_log(wlog)
@@ -92,24 +88,20 @@ def main() -> int:
         ok &= done == len(ids) and ws.repeated <= len(in_flight)
     finally:
         client.close()
-        srv.stop()
-        if srv.db.startswith("postgresql://"):
-            helpers.drop_pg_database(srv.db)
+        srv.dispose()
 
     # 3. Load.
     if args.load:
-        srv = helpers.DurahubServer(tmp / "load.db", tmp / "load.log")
+        srv = DurahubServer(tmp / "load.db", tmp / "load.log", backend=args.backend)
         srv.start()
         try:
-            figures = run_load(srv, tmp, waiting=args.load, events=args.events or args.load, starts=args.starts)
+            figures = faultlib.run_load(srv, tmp, waiting=args.load, events=args.events or args.load, starts=args.starts)
             rows += [(f"load: {k}", v) for k, v in figures.items()]
         except AssertionError as e:
             ok = False
             rows.append(("load", f"FAILED: {e}"))
         finally:
-            srv.stop()
-            if srv.db.startswith("postgresql://"):
-                helpers.drop_pg_database(srv.db)
+            srv.dispose()
 
     print(faultlib.format_table(rows))
     print(f"result: {'OK' if ok else 'FAILED'} (logs in {tmp})")

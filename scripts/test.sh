@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Run the durahub test suite against both supported SDK generations.
 #
-#   .venv19: dapr[workflow]==1.19.* + durahub (editable) + test tools; runs ruff and pytest.
+#   .venv19: dapr[workflow]==1.19.* + durahub (editable) + test tools; runs ruff, mypy and pytest.
 #   .venv18: dapr==1.18.3 + dapr-ext-workflow==1.18.3 + test tools, durahub NOT installed;
 #            the server is launched with .venv19's interpreter (DURAHUB_SERVER_PYTHON).
 #   .venv16: dapr==1.16.* (+ dapr-ext-workflow 1.16), the last DaprClient with workflow methods: runs the
-#            Dapr runtime API tests (tests/test_dapr_runtime_api.py).
+#            Dapr runtime API tests (tests/protocol/test_dapr_runtime_api.py).
 #   The 1.19 suite runs a second time with every server on PostgreSQL (DURAHUB_TEST_BACKEND=postgres,
 #   local server at DURAHUB_TEST_PG, default postgresql://postgres@127.0.0.1:5432/test).
 #
-# Missing virtualenvs are created. Extra arguments are passed to both pytest runs, e.g.
+# Tests are organised by layer (tests/README.md): tests/{unit,sdk,protocol,ops,reliability} and examples/tests,
+# with one shared harness in testsupport/ (importable in every venv through pytest's `pythonpath`).
+#
+# Missing virtualenvs are created. Extra arguments are passed to every pytest run, e.g.
 #   scripts/test.sh -k approval -x
 # Environment: PYTHON (interpreter used to create venvs, default python3.11 or python3),
-#   SKIP_V18=1 / SKIP_V19=1 / SKIP_V16=1 / SKIP_PG=1 to skip a pass, SKIP_RUFF=1.
+#   SKIP_V18=1 / SKIP_V19=1 / SKIP_V16=1 / SKIP_PG=1 to skip a pass, SKIP_RUFF=1, SKIP_MYPY=1.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,7 +35,7 @@ setup_v19() {
         "$V19/bin/python" -m pip install -q --upgrade pip || return 1
     fi
     if ! "$V19/bin/python" -c "import durahub, dapr.ext.workflow, pytest, pytest_timeout, httpx" 2>/dev/null \
-        || ! [[ -x "$V19/bin/ruff" ]]; then
+        || ! [[ -x "$V19/bin/ruff" ]] || ! [[ -x "$V19/bin/mypy" ]]; then
         log "installing durahub[test] into $V19"
         "$V19/bin/python" -m pip install -q -e ".[test]" || return 1
     fi
@@ -76,11 +79,20 @@ if [[ "${SKIP_V16:-0}" != 1 ]]; then
 fi
 
 if [[ "${SKIP_RUFF:-0}" != 1 ]]; then
-    log "ruff check src tests examples"
-    if "$V19/bin/ruff" check src tests examples; then
+    log "ruff check src tests examples bench testsupport"
+    if "$V19/bin/ruff" check src tests examples bench testsupport; then
         results+=("ruff: ok")
     else
         results+=("ruff: FAILED"); status=1
+    fi
+fi
+
+if [[ "${SKIP_MYPY:-0}" != 1 ]]; then
+    log "mypy (pyproject.toml [tool.mypy])"
+    if "$V19/bin/mypy"; then
+        results+=("mypy: ok")
+    else
+        results+=("mypy: FAILED"); status=1
     fi
 fi
 
@@ -114,7 +126,7 @@ fi
 if [[ "${SKIP_V16:-0}" != 1 ]]; then
     log "Dapr runtime API with DaprClient 1.16 ($V16), server on $V19/bin/python"
     if DURAHUB_SERVER_PYTHON="$V19/bin/python" "$V16/bin/python" -m pytest -p no:cacheprovider \
-        tests/test_dapr_runtime_api.py "$@"; then
+        tests/protocol/test_dapr_runtime_api.py "$@"; then
         results+=("pytest (DaprClient 1.16 runtime API): ok")
     else
         results+=("pytest (DaprClient 1.16 runtime API): FAILED"); status=1

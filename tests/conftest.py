@@ -1,9 +1,12 @@
-"""Fixtures: a real durahub server per test module (temp SQLite db), a factory for tests that
-need their own server (kill -9 / restart on the same db), and one WorkflowRuntime per module.
+"""Fixtures for every layer of the suite: a real durahub server per test module (temp SQLite db), a factory
+for tests that need their own server (kill -9 / restart on the same db), and one WorkflowRuntime per module.
 
 Each test module lists what its runtime registers in module-level ``WORKFLOWS`` and
 ``ACTIVITIES`` (and optionally ``RUNTIME_KWARGS``); the module-scoped ``runtime`` fixture
 registers exactly those, so no other module's worker is connected to that module's server.
+
+The harness itself (server subprocess, SDK helpers, logs on failure) is the ``testsupport`` package at the
+repository root; see tests/README.md for which layer a test belongs to.
 """
 
 from __future__ import annotations
@@ -20,75 +23,31 @@ from typing import Any  # noqa: E402
 
 import dapr.ext.workflow as wf  # noqa: E402
 import pytest  # noqa: E402
-from helpers import (  # noqa: E402
-    BACKEND,
-    SERVER_PYTHON,
-    DurahubServer,
-    drop_pg_database,
-    make_client,
-    make_runtime,
-)
 
-# Every server started by the suite, to dump the relevant part of its log when a test fails.
-_LIVE_SERVERS: list[DurahubServer] = []
+from testsupport import plugin  # noqa: E402
+from testsupport.plugin import track, untrack  # noqa: E402
+from testsupport.sdk import make_client, make_runtime  # noqa: E402
+from testsupport.server import DurahubServer  # noqa: E402
 
-
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    import importlib.metadata as md
-
-    versions = []
-    for dist in ("dapr", "dapr-ext-workflow"):
-        try:
-            versions.append(f"{dist}=={md.version(dist)}")
-        except md.PackageNotFoundError:
-            pass
-    return [f"durahub server python: {SERVER_PYTHON}", f"sdk: {', '.join(versions)}", f"store backend: {BACKEND}"]
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, f"rep_{rep.when}", rep)
-
-
-@pytest.fixture(autouse=True)
-def _server_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    """On failure, print what each live server logged while the test ran."""
-    offsets = {id(s): s.log_size() for s in _LIVE_SERVERS}
-    yield
-    failed = any(
-        getattr(request.node, f"rep_{when}", None) is not None and getattr(request.node, f"rep_{when}").failed
-        for when in ("setup", "call")
-    )
-    if not failed:
-        return
-    for s in list(_LIVE_SERVERS):
-        start = offsets.get(id(s), 0)
-        text = s.log_text(start)
-        lines = text.splitlines()
-        if len(lines) > 200:
-            lines = [f"... ({len(lines) - 200} earlier lines omitted)"] + lines[-200:]
-        print(f"\n----- durahub server log ({s.log_path}, grpc {s.grpc_port}) during this test -----")
-        print("\n".join(lines))
-        print("----- end of server log -----")
+# The harness's hooks and its log-on-failure fixture, for every test under this directory (bound here rather
+# than through `pytest_plugins`, which pytest refuses outside the rootdir's conftest).
+pytest_report_header = plugin.pytest_report_header
+pytest_runtest_makereport = plugin.pytest_runtest_makereport
+_logs_on_failure = plugin.logs_on_failure
 
 
 def _new_server(base: Path, name: str, **kw: Any) -> DurahubServer:
     base.mkdir(parents=True, exist_ok=True)
     s = DurahubServer(db_path=base / f"{name}.db", log_path=base / f"{name}.log", **kw)
-    _LIVE_SERVERS.append(s)
+    track(s)
     return s
 
 
 def _dispose(s: DurahubServer) -> None:
     try:
-        s.stop()
+        s.dispose()
     finally:
-        if s in _LIVE_SERVERS:
-            _LIVE_SERVERS.remove(s)
-        if s.db.startswith("postgresql://"):
-            drop_pg_database(s.db)
+        untrack(s)
 
 
 @pytest.fixture(scope="module")

@@ -7,80 +7,57 @@ workflow names on one engine would take each other's work items. Everything a mo
 launched is stopped when the module ends. ``pattern_server`` is one bare server per module for
 the pattern scripts (run one at a time).
 
-When a test fails, the output each live process wrote during that test is printed.
+The server, the report header and the logs printed when a test fails (the output each live process wrote
+during that test) come from the shared harness, ``testsupport``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from example_harness import SERVER_PYTHON, DurahubServer, ExampleApp, _Process
+from example_harness import STARTUP_TIMEOUT, ExampleApp
 
-_LIVE: list[_Process] = []
+from testsupport import plugin
+from testsupport.plugin import track, untrack
+from testsupport.process import ManagedProcess
+from testsupport.server import DurahubServer
 
-
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    import importlib.metadata as md
-
-    versions = []
-    for dist in ("dapr", "dapr-ext-workflow", "fastapi"):
-        try:
-            versions.append(f"{dist}=={md.version(dist)}")
-        except md.PackageNotFoundError:
-            pass
-    return [f"examples: durahub server python {SERVER_PYTHON}; {', '.join(versions)}"]
+# The harness's hooks and its log-on-failure fixture, for every test under this directory (bound here rather
+# than through `pytest_plugins`, which pytest refuses outside the rootdir's conftest).
+pytest_report_header = plugin.pytest_report_header
+pytest_runtest_makereport = plugin.pytest_runtest_makereport
+_logs_on_failure = plugin.logs_on_failure
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, f"rep_{rep.when}", rep)
+def _new_server(workdir: Path) -> DurahubServer:
+    server = DurahubServer(workdir / "durahub.db", workdir / "durahub.log")
+    track(server)
+    return server
 
 
-@pytest.fixture(autouse=True)
-def _logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    offsets = {id(p): p.log_size() for p in _LIVE}
-    yield
-    failed = any(
-        getattr(request.node, f"rep_{when}", None) is not None and getattr(request.node, f"rep_{when}").failed
-        for when in ("setup", "call")
-    )
-    if not failed:
-        return
-    for p in list(_LIVE):
-        lines = p.log_text(offsets.get(id(p), 0)).splitlines()[-150:]
-        print(f"\n----- {p.name} ({p.log_path}) during this test -----")
-        print("\n".join(lines))
-
-
-def _track(p: _Process) -> None:
-    _LIVE.append(p)
-
-
-def _dispose(p: _Process) -> None:
+def _dispose(p: ManagedProcess) -> None:
     try:
-        p.stop()
+        if isinstance(p, DurahubServer):
+            p.dispose()
+        else:
+            p.stop()
     finally:
-        if p in _LIVE:
-            _LIVE.remove(p)
+        untrack(p)
 
 
 @pytest.fixture(scope="module")
 def launch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ExampleApp]]:
-    started: list[_Process] = []
+    started: list[ManagedProcess] = []
 
     def _launch(module: str, **env: str) -> ExampleApp:
         workdir: Path = tmp_path_factory.mktemp(module.split(".")[1])
-        server = DurahubServer(workdir)
-        _track(server)
+        server = _new_server(workdir)
         started.append(server)
-        server.start()
+        server.start(timeout=STARTUP_TIMEOUT)
         app = ExampleApp(module, server, workdir, env)
-        _track(app)
+        track(app)
         started.append(app)
         app.start()
         return app
@@ -93,10 +70,9 @@ def launch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., E
 
 @pytest.fixture(scope="module")
 def pattern_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DurahubServer]:
-    server = DurahubServer(tmp_path_factory.mktemp("patterns"))
-    _track(server)
+    server = _new_server(tmp_path_factory.mktemp("patterns"))
     try:
-        server.start()
+        server.start(timeout=STARTUP_TIMEOUT)
         yield server
     finally:
         _dispose(server)

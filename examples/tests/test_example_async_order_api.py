@@ -8,7 +8,9 @@ import time
 
 import httpx
 import pytest
-from example_harness import ExampleApp, wait_until
+from example_harness import ExampleApp
+
+from testsupport.process import wait_until
 
 MODULE = "examples.async_order_api.app:app"
 

@@ -7,7 +7,9 @@ import json
 import re
 import subprocess
 
-from example_harness import DurahubServer, run_script
+from example_harness import run_script
+
+from testsupport.server import DurahubServer
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> str:

@@ -50,7 +50,7 @@ DEFAULT_GRACE = 10.0
 def engine_ready(http_port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v1.0/healthz", timeout=1) as resp:
-            return resp.status == 204
+            return bool(resp.status == 204)
     except (urllib.error.URLError, OSError):
         return False
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import threading
+import uuid
 
 import grpc
 import uvicorn
@@ -54,19 +57,26 @@ def add_dapr_workflow_methods(servicer: DaprWorkflowService, server: grpc.aio.Se
     """Register only the workflow methods of `dapr.proto.runtime.v1.Dapr`: grpcio's per-call cost grows with
     the number of registered methods, and the other ~100 would only answer UNIMPLEMENTED anyway."""
     capture = _HandlerCapture()
-    dapr_pb2_grpc.add_DaprServicer_to_server(servicer, capture)
+    dapr_pb2_grpc.add_DaprServicer_to_server(servicer, capture)  # type: ignore[no-untyped-call]
     workflow = {name: handler for name, handler in capture.handlers.items() if "Workflow" in name}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, workflow),))
     server.add_registered_method_handlers(capture.service, workflow)
 
 
-def open_store(config: Config) -> Store:
-    """`postgresql://...` selects PostgreSQL; anything else is a SQLite file path."""
+def new_owner_id() -> str:
+    """Identifies one engine process in leases and change announcements: unique among the processes sharing a
+    database, and telling which host and process it is."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def open_store(config: Config, owner: str = "") -> Store:
+    """`postgresql://...` selects PostgreSQL; anything else is a SQLite file path. `owner` is the engine
+    process's id (`new_owner_id()`)."""
     if config.db.startswith(("postgresql://", "postgres://")):
         from durahub.store.postgres import PostgresStore
 
-        return PostgresStore(config.db)
-    return SqliteStore(config.db, synchronous=config.sqlite_synchronous)
+        return PostgresStore(config.db, owner=owner)
+    return SqliteStore(config.db, synchronous=config.sqlite_synchronous, owner=owner)
 
 
 class Server:
@@ -74,7 +84,8 @@ class Server:
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
-        self.store = open_store(self.config)
+        self.owner = new_owner_id()
+        self.store = open_store(self.config, owner=self.owner)
         self.engine = Engine(self.config, self.store)
         self._grpc: grpc.aio.Server | None = None
         self._http: uvicorn.Server | None = None
@@ -91,7 +102,8 @@ class Server:
         interceptors: list[grpc.aio.ServerInterceptor] = [GrpcTokenInterceptor(token)] if token else []
         interceptors.append(MalformedRequestInterceptor())
         self._grpc = grpc.aio.server(options=grpc_options(self.config), interceptors=interceptors)
-        taskhub_grpc.add_TaskHubSidecarServiceServicer_to_server(TaskHubService(self.engine), self._grpc)
+        taskhub_grpc.add_TaskHubSidecarServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            TaskHubService(self.engine), self._grpc)
         add_dapr_workflow_methods(DaprWorkflowService(self.engine), self._grpc)
         self.grpc_port = self._grpc.add_insecure_port(f"{self.config.host}:{self.config.grpc_port}")
         if self.grpc_port == 0:

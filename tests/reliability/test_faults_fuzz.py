@@ -17,11 +17,12 @@ import httpx
 import pytest
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from dapr.ext.workflow._durabletask.internal import protos as pb
-from faultlib import ext_instance, ext_list, scale
 from google.protobuf import empty_pb2
-from helpers import DurahubServer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+
+from testsupport.faultlib import ext_instance, ext_list, scale
+from testsupport.server import DurahubServer
 
 pytestmark = [pytest.mark.timeout(600)]
 

@@ -1,7 +1,7 @@
 """Crash faults: kill -9 of the engine (many cycles, mixed workload), kill -9 of the worker process
 mid-activity, graceful SIGTERM mid-load, two competing workers.
 
-The worker is a separate process (fault_worker.py) whose activities append every execution to a log
+The worker is a separate process (testsupport/fault_worker.py) whose activities append every execution to a log
 file, so repeated executions can be counted against what was in flight at each kill.
 """
 
@@ -13,10 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dapr.ext.workflow as wf
-import faultlib
 import pytest
-from faultlib import WorkerProcess, exec_stats, ext_instance, history_problems, read_log, scale
-from helpers import DurahubServer, describe, make_client, wait_until
+
+from testsupport import faultlib
+from testsupport.faultlib import WorkerProcess, exec_stats, ext_instance, history_problems, read_log, scale
+from testsupport.process import wait_until
+from testsupport.sdk import describe, make_client
+from testsupport.server import DurahubServer
 
 pytestmark = [pytest.mark.timeout(900)]
 

@@ -15,8 +15,11 @@ import grpc
 import pytest
 from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
 from dapr.ext.workflow._durabletask.internal import protos as pb
-from faultlib import ext_instance, history_problems
-from helpers import DurahubServer, new_id, wait_until
+
+from testsupport.faultlib import ext_instance, history_problems
+from testsupport.process import wait_until
+from testsupport.sdk import new_id
+from testsupport.server import DurahubServer
 
 pytestmark = [pytest.mark.timeout(120)]
 

@@ -11,11 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dapr.ext.workflow as wf
-import faultlib
 import grpc
 import pytest
-from faultlib import WorkerProcess, ext_instance, ext_list, history_problems, read_log
-from helpers import DurahubServer, describe, make_client, new_id, wait_for_status, wait_until
+
+from testsupport import faultlib
+from testsupport.faultlib import WorkerProcess, ext_instance, ext_list, history_problems, read_log
+from testsupport.process import wait_until
+from testsupport.sdk import describe, make_client, new_id, wait_for_status
+from testsupport.server import DurahubServer
 
 pytestmark = [pytest.mark.timeout(240)]
 

@@ -18,7 +18,7 @@ def token_matches(expected: str, given: str | None) -> bool:
     return given is not None and hmac.compare_digest(expected.encode(), given.encode())
 
 
-class GrpcTokenInterceptor(grpc.aio.ServerInterceptor):
+class GrpcTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
     def __init__(self, token: str) -> None:
         self._token = token
 

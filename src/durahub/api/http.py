@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from durahub import __version__
 from durahub.api.common import dapr_id_error, workflow_properties
@@ -147,7 +147,7 @@ def create_app(engine: Engine) -> Starlette:
         await engine.raise_event(instance_id, event_name, body)
         return None
 
-    routes: list[Route] = [
+    routes: list[BaseRoute] = [
         Route("/v1.0/healthz", healthz, methods=["GET"]),
         Route("/v1.0/healthz/outbound", healthz, methods=["GET"]),
         Route("/v1.0/metadata", metadata, methods=["GET"]),

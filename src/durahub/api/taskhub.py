@@ -44,7 +44,8 @@ MAX_PAGE_SIZE = 10_000
 
 
 def workflow_state(row: InstanceRow, with_payloads: bool) -> pb.WorkflowState:
-    state = pb.WorkflowState(instanceId=row.instance_id, name=row.name, workflowStatus=row.status)
+    state = pb.WorkflowState(instanceId=row.instance_id, name=row.name,
+                             workflowStatus=row.status)  # type: ignore[arg-type]  # the stubs want the enum type
     state.createdTimestamp.CopyFrom(us_to_ts(row.created_us))
     state.lastUpdatedTimestamp.CopyFrom(us_to_ts(row.updated_us))
     if row.execution_id:

@@ -60,7 +60,7 @@ def build_rerun(
             es.workflowInstance.executionId.value = new_execution_id
         events.append(ev)
     target = events[-1]
-    body = getattr(target, target.WhichOneof("eventType"))
+    body = getattr(target, target.WhichOneof("eventType") or "")
     body.rerunParentInstanceInfo.instanceID = source_id
     if overwrite_input:
         # The replacement input is for the rerun event itself (the activity or child), never the workflow.

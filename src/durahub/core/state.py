@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from durahub.core.time import ts_to_us
 from durahub.protos import pb
@@ -22,8 +23,10 @@ ACTIVE_STATUSES = frozenset({RUNNING, PENDING, SUSPENDED, STALLED})
 
 
 # Precomputed: these run for every stored or read instance row.
-_STATUS_NAMES = {value: name.removeprefix("ORCHESTRATION_STATUS_") for name, value in pb.OrchestrationStatus.items()}
-_STATUS_VALUES = {name: value for value, name in _STATUS_NAMES.items()}
+_STATUS_NAMES: dict[int, str] = {
+    int(value): name.removeprefix("ORCHESTRATION_STATUS_") for name, value in pb.OrchestrationStatus.items()
+}
+_STATUS_VALUES: dict[str, int] = {name: value for value, name in _STATUS_NAMES.items()}
 
 
 def status_name(status: int) -> str:
@@ -97,7 +100,7 @@ class InstanceState:
     @property
     def output(self) -> str | None:
         if self.completion is not None and self.completion.HasField("result"):
-            return self.completion.result.value
+            return str(self.completion.result.value)
         return None
 
     @property
@@ -151,3 +154,24 @@ class InstanceState:
             self.completion = event.executionCompleted
         elif kind == "executionStalled":
             self.stall = event.executionStalled
+
+
+# Predicates over an instance's committed status, for long-polls (`Engine.wait_for`).
+class _HasStatus(Protocol):
+    status: int
+
+
+def is_started(row: _HasStatus) -> bool:
+    return row.status != PENDING
+
+
+def is_finished(row: _HasStatus) -> bool:
+    return row.status in TERMINAL_STATUSES
+
+
+def is_suspended_or_finished(row: _HasStatus) -> bool:
+    return row.status == SUSPENDED or row.status in TERMINAL_STATUSES
+
+
+def is_running_or_finished(row: _HasStatus) -> bool:
+    return row.status == RUNNING or row.status in TERMINAL_STATUSES

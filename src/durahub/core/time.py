@@ -11,7 +11,7 @@ ZERO_TIME_SECONDS = -62135596800
 
 
 def ts_to_us(ts: Timestamp) -> int:
-    return ts.seconds * 1_000_000 + ts.nanos // 1000
+    return int(ts.seconds) * 1_000_000 + int(ts.nanos) // 1000
 
 
 def us_to_ts(us: int) -> Timestamp:

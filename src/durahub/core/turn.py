@@ -203,7 +203,7 @@ def _stall(state: InstanceState, plan: TurnPlan, reason: int, description: str, 
     last = state.history[-1] if state.history else None
     if not (last is not None and last.HasField("executionStalled") and last.executionStalled.description == description):
         ev = _event(now_us)
-        ev.executionStalled.reason = reason
+        ev.executionStalled.reason = reason  # type: ignore[assignment]  # an enum value (the stubs want the enum type)
         ev.executionStalled.description = description
         appended.append(ev)
     return TurnOutcome(state=state, consumed=[], appended=appended, stalled=True)
@@ -375,14 +375,13 @@ def apply_response(
         outcome.timers.clear()
         outcome.children.clear()
     elif completion is not None and completion.workflowStatus == CONTINUED_AS_NEW:
-        parent = state.parent
         start = execution_started(
             now_us,
             state.instance_id,
             new_execution_id(),
             state.name,
             completion.result.value if completion.HasField("result") else None,
-            parent=parent,
+            parent=state.parent,
             app_id=app_id,
         )
         outcome.continue_as_new = [workflow_started(now_us), start, *completion.carryoverEvents]

@@ -176,34 +176,17 @@ class NewInstance:
 class Store(abc.ABC):
     """Durable state of all instances. Every method is one transaction.
 
-    A `shared` store may be used by several engine processes at once: they coordinate through leases
-    (`acquire_instance`, `claim_tasks`, `renew_leases`) and hear about each other's changes through `listen`.
+    A store used by one engine process at a time. `SharedStore` is one several processes may use at once.
     """
 
-    shared: bool = False
-    # Identifies this engine process in leases and change announcements.
+    #: Identifies this engine process in leases and change announcements (shared stores); stores take it as
+    #: their `owner` constructor keyword, and it may be assigned until the store is opened.
     owner: str = ""
 
-    async def acquire_instance(self, instance_id: str, until_us: int, now_us: int) -> tuple[int, int] | None:
-        """Take (or extend) the instance's lease unless another live owner holds it.
-        Returns the committed (history length, generation), or None."""
-        raise NotImplementedError
-
-    async def renew_leases(self, instance_ids: list[str], task_seqs: list[int], until_us: int) -> None:
-        raise NotImplementedError
-
-    async def claim_tasks(self, until_us: int, now_us: int, limit: int) -> list[TaskRow]:
-        """Lease activity tasks nobody holds (or whose holder stopped renewing)."""
-        raise NotImplementedError
-
-    async def sweep_ready(self, now_us: int, limit: int) -> list[str]:
-        """Instances with visible inbox events and no live lease: work another process left behind."""
-        raise NotImplementedError
-
-    def listen(self, callback: Callable[[str, str, str], None]) -> None:
-        """Call `callback(kind, owner, instance_id)` (from any thread) for changes other processes announce:
-        kind "i" = the instance's inbox gained events, "c" = its committed state changed."""
-        return None  # a store used by one process has nobody to hear from
+    @property
+    def shared(self) -> bool:
+        """Whether several engine processes may use this store at once (it is a `SharedStore`)."""
+        return isinstance(self, SharedStore)
 
     @abc.abstractmethod
     async def open(self) -> None: ...
@@ -265,10 +248,40 @@ class Store(abc.ABC):
     async def purge(self, instance_id: str, recursive: bool, force: bool) -> list[str]:
         """Delete a terminal instance (and, recursively, its children first). Returns the ids deleted."""
 
-
     @abc.abstractmethod
     async def create_with_history(
         self, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes]],
         timers: list[tuple[int, int, bytes]], execution_id: str, updated_us: int,
     ) -> list[int]:
         """Create an instance from a ready-made history (rerun). Raises InstanceExists. Returns task seqs."""
+
+
+class SharedStore(Store):
+    """A store several engine processes use at once (PostgreSQL). They coordinate through leases: an instance's
+    turns and each activity task are held by one process (`owner`) until a time, renewed while in hand and
+    taken over by another process once expired; and each hears about the others' changes through `listen`."""
+
+    @abc.abstractmethod
+    async def acquire_instance(self, instance_id: str, until_us: int, now_us: int) -> tuple[int, int] | None:
+        """Take (or extend) the instance's lease until `until_us` unless another owner holds it past `now_us`.
+        Returns the committed (history length, generation), or None when another owner holds it."""
+
+    @abc.abstractmethod
+    async def renew_leases(self, instance_ids: list[str], task_seqs: list[int], until_us: int) -> None:
+        """Extend this owner's leases on the instances and tasks to `until_us` (those it still holds)."""
+
+    @abc.abstractmethod
+    async def claim_tasks(self, until_us: int, now_us: int, limit: int) -> list[TaskRow]:
+        """Lease activity tasks nobody holds (or whose holder stopped renewing) until `until_us`, at most
+        `limit`, in seq order."""
+
+    @abc.abstractmethod
+    async def sweep_ready(self, now_us: int, limit: int) -> list[str]:
+        """Instances with visible inbox events that no other process holds a live lease on: work another process
+        left behind."""
+
+    @abc.abstractmethod
+    def listen(self, callback: Callable[[str, str, str], object]) -> None:
+        """Call `callback(kind, owner, instance_id)` (from another thread) for the changes processes announce,
+        including this one's: kind "i" = the instance's inbox gained events, "c" = its committed state changed.
+        Listening stops when the store is closed."""

@@ -1,4 +1,4 @@
-"""PostgreSQL: the same schema and SQL as SQLite, through psycopg 3."""
+"""PostgreSQL: the same schema and SQL as SQLite, through psycopg 3; a store several engine processes share."""
 
 from __future__ import annotations
 
@@ -7,14 +7,30 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from durahub.store.sql import Conn, Cursor, SqlStore
+from durahub.store import queries as q
+from durahub.store import transactions as tx
+from durahub.store.base import SharedStore, TaskRow
+from durahub.store.sql import Conn, Cursor, Dialect, SqlStore
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("durahub.store")
 
 # Any constant works: it only has to be the same for every durahub process sharing the database.
 SCHEMA_LOCK_KEY = 0x6475726168756221
+
+POSTGRES = Dialect(
+    name="postgres",
+    begin="BEGIN",
+    blob_type="BYTEA",
+    serial_pk="BIGSERIAL PRIMARY KEY",
+    skip_locked=" FOR UPDATE SKIP LOCKED",
+    inline_point_reads=False,
+    multi_row=True,  # every statement is a round trip: the store packs many rows into one
+)
 
 _PLACEHOLDER = re.compile(r"\?")
 
@@ -28,15 +44,15 @@ def _pg_sql(sql: str) -> str:
 class _PgConn:
     """Adapts a psycopg connection to the store's `?`-placeholder, DB-API-like `Conn`."""
 
-    multi_row = True  # every statement is a round trip: the store packs many rows into one
+    multi_row = POSTGRES.multi_row
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Cursor:
         return self._conn.execute(_pg_sql(sql), tuple(args), prepare=True)
 
-    def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> Any:
+    def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         rows = [tuple(a) for a in args]
         if len(rows) == 1:
             self.execute(sql, rows[0])  # a pipeline costs more than it saves for one row
@@ -51,28 +67,23 @@ class _PgConn:
 CHANNEL = "durahub"
 
 
-class PostgresStore(SqlStore):
-    name = "postgres"
-    begin = "BEGIN"
-    blob_type = "BYTEA"
-    serial_pk = "BIGSERIAL PRIMARY KEY"
-    skip_locked = " FOR UPDATE SKIP LOCKED"
-    shared = True
+class PostgresStore(SqlStore, SharedStore):
+    dialect = POSTGRES
 
-    def __init__(self, dsn: str) -> None:
-        super().__init__()
+    def __init__(self, dsn: str, *, owner: str = "") -> None:
+        super().__init__(owner=owner)
         self.dsn = dsn
         self._listener: threading.Thread | None = None
         self._stop_listening = threading.Event()
 
-    def _announce(self, conn: Conn, kind: str, instance_id: str) -> None:
+    def _announce(self, kind: str, instance_id: str) -> None:
         self._announcements.append(f"{kind}:{self.owner}:{instance_id}")
 
     def _publish(self, conn: Conn, notes: list[str]) -> None:
         # One statement for the whole batch; delivered to listeners when (and only if) the transaction commits.
         conn.execute("SELECT pg_notify(?, n) FROM unnest(?::text[]) AS n", (CHANNEL, list(dict.fromkeys(notes))))
 
-    def listen(self, callback: Callable[[str, str, str], None]) -> None:
+    def listen(self, callback: Callable[[str, str, str], object]) -> None:
         def run() -> None:
             import psycopg
 
@@ -109,3 +120,18 @@ class PostgresStore(SqlStore):
 
     def _lock_schema(self, conn: Conn) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK_KEY,))
+
+    # -- leases ---------------------------------------------------------------------------------------
+
+    async def acquire_instance(self, instance_id: str, until_us: int, now_us: int) -> tuple[int, int] | None:
+        return await self.runner.write(lambda c: tx.acquire_instance(c, self.owner, instance_id, until_us, now_us))
+
+    async def renew_leases(self, instance_ids: list[str], task_seqs: list[int], until_us: int) -> None:
+        await self.runner.write(lambda c: tx.renew_leases(c, self.owner, instance_ids, task_seqs, until_us))
+
+    async def claim_tasks(self, until_us: int, now_us: int, limit: int) -> list[TaskRow]:
+        skip_locked = self.dialect.skip_locked
+        return await self.runner.write(lambda c: tx.claim_tasks(c, self.owner, until_us, now_us, limit, skip_locked))
+
+    async def sweep_ready(self, now_us: int, limit: int) -> list[str]:
+        return await self.runner.read(lambda c: q.sweep_ready(c, self.owner, now_us, limit))

@@ -5,16 +5,39 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from durahub.store.sql import Conn, SqlStore
+from durahub.store.sql import Conn, Dialect, SqlStore
+
+SQLITE = Dialect(
+    name="sqlite",
+    begin="BEGIN IMMEDIATE",
+    blob_type="BLOB",
+    serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT",
+    inline_point_reads=True,
+    multi_row=False,
+)
+
+
+class SqliteConn(sqlite3.Connection):
+    """A `sqlite3.Connection` that is a `Conn` (pass as `factory=` to `sqlite3.connect`)."""
+
+    multi_row = SQLITE.multi_row
+
+
+def connect(path: str, synchronous: str = "FULL", busy_timeout_ms: int = 30000) -> SqliteConn:
+    """A connection as the store uses it: autocommit (the store issues BEGIN and COMMIT), usable from any
+    thread, WAL mode."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30, factory=SqliteConn)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    return conn
 
 
 class SqliteStore(SqlStore):
-    name = "sqlite"
-    begin = "BEGIN IMMEDIATE"
-    inline_point_reads = True
+    dialect = SQLITE
 
-    def __init__(self, path: str, synchronous: str = "full") -> None:
-        super().__init__()
+    def __init__(self, path: str, synchronous: str = "full", *, owner: str = "") -> None:
+        super().__init__(owner=owner)
         self.path = path
         self.synchronous = synchronous.upper()
         if path != ":memory:":
@@ -24,11 +47,7 @@ class SqliteStore(SqlStore):
         return self.path
 
     def _connect(self) -> Conn:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
+        return connect(self.path, self.synchronous)
 
     def _connect_inline(self) -> Conn:
         conn = self._connect()

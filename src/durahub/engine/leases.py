@@ -1,0 +1,180 @@
+"""Leases: which engine process runs an instance's turns and holds an activity task.
+
+With one engine on its store (SQLite) there is nobody to share with: `LocalLeases` holds everything and does
+nothing. Several engines on one PostgreSQL database (`SharedLeases`) hold each instance's turns and each task
+under a lease in the database: taken at a turn's start (`hold`) or in the transaction that creates the
+instance, extended by every commit and renewed by `_coordinate` while work is in hand; work of a process that
+stopped renewing (it died) is taken over by the others. Changes are announced between processes with
+LISTEN/NOTIFY (`on_remote`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from durahub.config import Config
+from durahub.engine.cache import StateCache
+from durahub.engine.dispatch import Streams
+from durahub.engine.scheduler import Scheduler
+from durahub.engine.tasks import ActivityTable
+from durahub.engine.waiters import Waiters
+from durahub.engine.work import PendingTask, now_us
+from durahub.protos import pb
+from durahub.store.base import SharedStore, Store, TaskRow
+
+log = logging.getLogger("durahub.engine")
+
+# How many tasks or ready instances one coordination round takes over at most.
+CLAIM_BATCH = 100
+
+
+def task_from_row(row: TaskRow) -> PendingTask:
+    return PendingTask(row.seq, row.instance_id, row.generation, row.task_id,
+                       pb.ActivityRequest.FromString(row.payload))
+
+
+class LocalLeases:
+    """The only engine on its store: it holds every instance and task, with nothing to write or renew."""
+
+    def __init__(self, store: Store, owner: str) -> None:
+        self._store = store
+        self.owner = owner
+
+    async def start(self) -> list[PendingTask]:
+        return [task_from_row(r) for r in await self._store.pending_tasks()]
+
+    async def stop(self) -> None:
+        return None
+
+    async def hold(self, instance_id: str) -> bool:
+        return True
+
+    def for_creation(self, now: int, workers: bool, visible: bool) -> tuple[str | None, int | None]:
+        return None, None
+
+    def for_commit(self) -> tuple[str | None, int | None]:
+        return None, None
+
+    def note(self, instance_id: str, until_us: int) -> None:
+        return None
+
+    def drop(self, instance_id: str) -> None:
+        return None
+
+
+class SharedLeases(LocalLeases):
+    """One of several engines on a shared store."""
+
+    def __init__(self, store: SharedStore, owner: str, config: Config, scheduler: Scheduler, tasks: ActivityTable,
+                 streams: Streams, cache: StateCache, waiters: Waiters,
+                 add_task: Callable[[PendingTask], None]) -> None:
+        super().__init__(store, owner)
+        self._shared = store
+        self._config = config
+        self._scheduler = scheduler
+        self._tasks = tasks
+        self._streams = streams
+        self._cache = cache
+        self._waiters = waiters
+        self._add_task = add_task
+        self._lease_us = int(config.lease_seconds * 1_000_000)
+        # Until when this process holds each instance it ran a turn of.
+        self._held: dict[str, int] = {}
+        self._coordinator: asyncio.Task[None] | None = None
+
+    async def start(self) -> list[PendingTask]:
+        # Other processes may hold tasks: take only what nobody holds, and keep taking (see _coordinate).
+        now = now_us()
+        rows = await self._shared.claim_tasks(now + self._lease_us, now, CLAIM_BATCH)
+        loop = asyncio.get_running_loop()
+
+        def heard(kind: str, owner: str, instance_id: str) -> None:  # on the store's listening thread
+            loop.call_soon_threadsafe(self.on_remote, kind, owner, instance_id)
+
+        self._shared.listen(heard)
+        self._coordinator = asyncio.create_task(self._coordinate(), name="durahub-coordinator")
+        return [task_from_row(r) for r in rows]
+
+    async def stop(self) -> None:
+        if self._coordinator is not None:
+            self._coordinator.cancel()
+            try:
+                await self._coordinator
+            except asyncio.CancelledError:
+                pass
+
+    def for_creation(self, now: int, workers: bool, visible: bool) -> tuple[str | None, int | None]:
+        # An engine with workers connected runs what it creates: the lease is taken in the creating transaction
+        # rather than by a write of its own before the first turn. One without workers leaves it to the others.
+        if workers and not visible:
+            return self.owner, now + self._lease_us
+        return None, None
+
+    def for_commit(self) -> tuple[str | None, int | None]:
+        return self.owner, now_us() + self._lease_us
+
+    def note(self, instance_id: str, until_us: int) -> None:
+        self._held[instance_id] = until_us
+
+    def drop(self, instance_id: str) -> None:
+        self._held.pop(instance_id, None)
+
+    async def hold(self, instance_id: str) -> bool:
+        """Hold the instance's lease for this turn; drop a cached state another process has moved past."""
+        now = now_us()
+        held = self._held.get(instance_id)
+        if held is not None and held - now > self._lease_us // 2:
+            return True
+        got = await self._shared.acquire_instance(instance_id, now + self._lease_us, now)
+        if got is None:
+            self._held.pop(instance_id, None)
+            self._cache.forget(instance_id)
+            return False
+        self._held[instance_id] = now + self._lease_us
+        state = self._cache.get(instance_id)
+        if state is not None and (len(state.history), state.generation) != got:
+            self._cache.forget(instance_id)
+        return True
+
+    def on_remote(self, kind: str, owner: str, instance_id: str) -> None:
+        if owner == self.owner:
+            return
+        if kind == "i":
+            if len(self._streams):
+                self._scheduler.schedule(instance_id)
+        elif kind == "c":
+            if instance_id not in self._scheduler.turns:
+                self._cache.forget(instance_id)
+                self._held.pop(instance_id, None)
+            self._waiters.notify(instance_id)
+
+    async def _coordinate(self) -> None:
+        """Keep leases on work in hand alive, and pick up work that other processes dropped (by dying)."""
+        period = max(0.05, self._config.lease_seconds / 4)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                now = now_us()
+                until = now + self._lease_us
+                in_flight = [i for i, t in self._scheduler.turns.items() if t is not None]
+                for instance_id in in_flight:
+                    self._held[instance_id] = until
+                if in_flight or len(self._tasks):
+                    await self._shared.renew_leases(in_flight, self._tasks.seqs(), until)
+                if not len(self._streams):
+                    continue
+                for instance_id in await self._shared.sweep_ready(now, CLAIM_BATCH):
+                    self._scheduler.schedule(instance_id)
+                if self._tasks.waiting() < CLAIM_BATCH:
+                    for row in await self._shared.claim_tasks(until, now, CLAIM_BATCH):
+                        if self._tasks.get(row.seq) is None:
+                            self._add_task(task_from_row(row))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event=coordination_failed")
+
+
+Leases = LocalLeases

@@ -1,0 +1,137 @@
+"""What the engine's parts pass between them: turns and activity tasks in flight, work-item streams, jobs, and
+the few helpers every part uses (clock, ids, request checks, running a mutation to completion)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+from durahub.core.state import InstanceState
+from durahub.core.turn import TurnPlan
+from durahub.protos import pb
+
+log = logging.getLogger("durahub.engine")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+CAP_STATEFUL_HISTORY = pb.WORKER_CAPABILITY_STATEFUL_HISTORY
+CAP_HEALTH_PING = pb.WORKER_CAPABILITY_HEALTH_PING
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class EngineStopping(Exception):
+    pass
+
+
+class InvalidRequest(Exception):
+    """A request no store could keep (the same rule for every backend)."""
+
+
+def check_text(**fields: str | None) -> None:
+    # PostgreSQL text cannot hold NUL; refusing it everywhere keeps both backends alike.
+    for name, value in fields.items():
+        if value is not None and "\x00" in value:
+            raise InvalidRequest(f"{name} must not contain NUL characters")
+
+
+def run_to_completion(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Engine mutations finish even if the RPC that asked for them is cancelled (client gone, stream closed):
+    a commit whose follow-up (dispatch, wake-ups, ending the turn) was skipped would leave an instance stuck."""
+
+    @functools.wraps(fn)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        task = asyncio.ensure_future(fn(*args, **kwargs))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                task.add_done_callback(_log_failure)
+            raise
+
+    return run
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log.error("event=detached_operation_failed error=%r", exc, exc_info=exc)
+
+
+@dataclass
+class Stream:
+    """One open GetWorkItems stream: its capabilities and the items it owes an answer for."""
+
+    id: int
+    capabilities: frozenset[int]
+    outstanding: set[str] = field(default_factory=set)
+    closed: bool = False
+    # The task serving this stream, so shutdown can end it at once instead of waiting out a grace period.
+    task: asyncio.Task[Any] | None = None
+
+    @property
+    def stateful(self) -> bool:
+        return CAP_STATEFUL_HISTORY in self.capabilities
+
+    @property
+    def pings(self) -> bool:
+        return CAP_HEALTH_PING in self.capabilities
+
+
+@dataclass
+class Turn:
+    """One orchestration turn in flight: loaded, sent to a worker, waiting for its answer."""
+
+    instance_id: str
+    state: InstanceState
+    plan: TurnPlan
+    replace_history: bool = False
+    loops: int = 0
+    custom_status: str | None = None
+    token: str = ""
+    sent_at: float = 0.0
+
+
+@dataclass
+class PendingTask:
+    """An activity task made durable and waiting for (or out with) a worker."""
+
+    seq: int
+    instance_id: str
+    generation: int
+    task_id: int
+    request: pb.ActivityRequest
+    token: str = ""
+
+
+@dataclass
+class OrchestrationJob:
+    instance_id: str
+
+
+@dataclass
+class ContinueJob:
+    """The next iteration of a continue-as-new loop, run within the same turn."""
+
+    turn: Turn
+
+
+@dataclass
+class ActivityJob:
+    seq: int
+
+
+Job = OrchestrationJob | ContinueJob | ActivityJob

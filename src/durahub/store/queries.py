@@ -1,0 +1,129 @@
+"""The store's read-only statements: synchronous functions of a connection, in portable SQL (`?` placeholders).
+
+They run on the reader thread's connection, or inline on the event loop's for point reads (`TransactionRunner`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from durahub.core.state import status_from_name, status_name
+from durahub.store.base import InboxRow, InstanceQuery, InstanceRow, TaskRow
+from durahub.store.runner import Conn
+
+ROW_COLUMNS = (
+    "instance_id, name, status, execution_id, generation, created_us, updated_us, completed_us, input, output,"
+    " custom_status, failure, parent_instance_id, parent_task_id, history_len"
+)
+
+
+def row_from(r: tuple[Any, ...]) -> InstanceRow:
+    """An `InstanceRow` from a row of `ROW_COLUMNS`."""
+    return InstanceRow(
+        instance_id=r[0], name=r[1], status=status_from_name(r[2]), execution_id=r[3], generation=r[4],
+        created_us=r[5], updated_us=r[6], completed_us=r[7], input=r[8], output=r[9], custom_status=r[10],
+        failure=bytes(r[11]) if r[11] is not None else None, parent_instance_id=r[12], parent_task_id=r[13],
+        history_len=r[14],
+    )
+
+
+def get_instance(c: Conn, instance_id: str) -> InstanceRow | None:
+    r = c.execute(f"SELECT {ROW_COLUMNS} FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
+    return row_from(r) if r else None
+
+
+def load_history(c: Conn, instance_id: str) -> list[bytes]:
+    rows = c.execute("SELECT payload FROM history WHERE instance_id = ? ORDER BY seq", (instance_id,))
+    return [bytes(r[0]) for r in rows]
+
+
+def load_inbox(c: Conn, instance_id: str, now_us: int, limit: int) -> list[InboxRow]:
+    rows = c.execute(
+        "SELECT seq, generation, payload FROM inbox WHERE instance_id = ? AND visible_us <= ?"
+        " ORDER BY seq LIMIT ?",
+        (instance_id, now_us, limit),
+    )
+    return [InboxRow(r[0], r[1], bytes(r[2])) for r in rows]
+
+
+def pending_tasks(c: Conn) -> list[TaskRow]:
+    rows = c.execute("SELECT seq, instance_id, generation, task_id, payload FROM tasks ORDER BY seq")
+    return [TaskRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+
+
+def ready_instances(c: Conn, now_us: int) -> list[str]:
+    rows = c.execute(
+        "SELECT instance_id, MIN(seq) AS first FROM inbox WHERE visible_us <= ?"
+        " GROUP BY instance_id ORDER BY first",
+        (now_us,),
+    )
+    return [r[0] for r in rows]
+
+
+def future_wakeups(c: Conn, now_us: int) -> list[tuple[str, int]]:
+    rows = c.execute(
+        "SELECT instance_id, MIN(visible_us) FROM inbox WHERE visible_us > ? GROUP BY instance_id", (now_us,)
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def instances_with_status(c: Conn, status: int) -> list[str]:
+    rows = c.execute("SELECT instance_id FROM instances WHERE status = ?", (status_name(status),))
+    return [r[0] for r in rows]
+
+
+def list_instance_ids(c: Conn, after: str | None, limit: int) -> list[str]:
+    rows = c.execute(
+        "SELECT instance_id FROM instances WHERE instance_id > ? ORDER BY instance_id LIMIT ?",
+        (after or "", limit),
+    )
+    return [r[0] for r in rows]
+
+
+def sweep_ready(c: Conn, owner: str, now_us: int, limit: int) -> list[str]:
+    """Instances with visible inbox events and no live lease but `owner`'s (shared stores)."""
+    rows = c.execute(
+        "SELECT DISTINCT i.instance_id FROM inbox i JOIN instances s ON s.instance_id = i.instance_id"
+        " WHERE i.visible_us <= ? AND (s.lease_owner IS NULL OR s.lease_owner = ? OR s.lease_until < ?)"
+        " LIMIT ?",
+        (now_us, owner, now_us, limit),
+    )
+    return [r[0] for r in rows]
+
+
+def query_instances(c: Conn, query: InstanceQuery) -> list[InstanceRow]:
+    sql, args = instance_query_sql(query)
+    return [row_from(r) for r in c.execute(sql, args)]
+
+
+def instance_query_sql(q: InstanceQuery) -> tuple[str, list[Any]]:
+    """Portable SQL for an instance listing (positional `?` parameters)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if q.statuses:
+        where.append(f"status IN ({','.join('?' * len(q.statuses))})")
+        args.extend(status_name(s) for s in q.statuses)
+    if q.name is not None:
+        where.append("name = ?")
+        args.append(q.name)
+    if q.created_from_us is not None:
+        where.append("created_us >= ?")
+        args.append(q.created_from_us)
+    if q.created_to_us is not None:
+        where.append("created_us < ?")
+        args.append(q.created_to_us)
+    if q.id_prefix:
+        where.append("substr(instance_id, 1, ?) = ?")
+        args.extend([len(q.id_prefix), q.id_prefix])
+    if q.parent_id is not None:
+        where.append("parent_instance_id = ?")
+        args.append(q.parent_id)
+    if q.after is not None:
+        where.append("(created_us > ? OR (created_us = ? AND instance_id > ?))")
+        args.extend([q.after[0], q.after[0], q.after[1]])
+    sql = f"SELECT {ROW_COLUMNS} FROM instances"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY created_us, instance_id LIMIT ?"
+    args.append(q.limit)
+    return sql, args

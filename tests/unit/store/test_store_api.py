@@ -1,0 +1,131 @@
+"""SqliteStore through its public API, in process: owner, shared-ness, and a few round trips."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from pathlib import Path
+
+import pytest
+
+from durahub.core.state import COMPLETED, RUNNING
+from durahub.store.base import (
+    InstanceExists,
+    InstanceNotFound,
+    InstanceQuery,
+    NewChild,
+    NewInstance,
+    SharedStore,
+    Store,
+    TurnCommit,
+)
+from durahub.store.postgres import PostgresStore
+from durahub.store.sqlite import SqliteStore
+
+
+def test_owner_is_a_constructor_keyword_and_stays_assignable(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "db"), owner="host-1-abc")
+    assert store.owner == "host-1-abc"
+    store.owner = "other"
+    assert store.owner == "other"
+    assert SqliteStore(str(tmp_path / "db2")).owner == ""
+    assert PostgresStore("postgresql://nobody@127.0.0.1:1/x", owner="me").owner == "me"  # connects only on open
+
+
+def test_only_the_postgres_store_is_shared() -> None:
+    assert not issubclass(SqliteStore, SharedStore)
+    assert issubclass(PostgresStore, SharedStore)
+    assert PostgresStore("postgresql://x@127.0.0.1:1/x").shared is True
+    assert SqliteStore(":memory:").shared is False
+    leases = {"acquire_instance", "renew_leases", "claim_tasks", "sweep_ready", "listen"}
+    assert leases <= SharedStore.__abstractmethods__
+    assert not leases & set(dir(Store))
+    assert not inspect.isabstract(PostgresStore) and not inspect.isabstract(SqliteStore)
+
+
+def test_a_store_round_trip(tmp_path: Path) -> None:
+    async def run() -> None:
+        store = SqliteStore(str(tmp_path / "db"), synchronous="normal")
+        await store.open()
+        try:
+            new = NewInstance(instance_id="p", name="wf", created_us=1, input='"in"', start_event=b"start")
+            assert await store.create_instance(new) is False
+            with pytest.raises(InstanceExists):
+                await store.create_instance(new)
+            with pytest.raises(InstanceNotFound):
+                await store.enqueue("nobody", b"e")
+            assert await store.enqueue("p", b"e") is True
+            inbox = await store.load_inbox("p", now_us=10, limit=10)
+            assert [r.payload for r in inbox] == [b"start", b"e"]
+            child = NewChild(instance_id="c", name="child", created_us=2, start_event=b"cs", conflict_event=b"x",
+                             parent_task_id=1)
+            result = await store.commit_turn(TurnCommit(
+                instance_id="p", status=RUNNING, name="wf", execution_id="x", generation=0, created_us=1,
+                updated_us=3, input='"in"', output=None, failure=None, custom_status=None, parent_instance_id=None,
+                parent_task_id=None, history_start=0, events=[b"h"], consumed=[r.seq for r in inbox],
+                tasks=[(0, 5, b"task")], children=[child],
+            ))
+            assert result.created == ["c"] and result.woken == {"c"}
+            assert [t.seq for t in await store.pending_tasks()] == result.task_seqs
+            assert await store.complete_task(result.task_seqs[0], "p", 0, b"done") is True
+            assert await store.complete_task(result.task_seqs[0], "p", 0, b"done") is False
+            assert await store.ready_instances(now_us=10) == ["c", "p"]
+            rows = await store.query_instances(InstanceQuery(parent_id="p"))
+            assert [r.instance_id for r in rows] == ["c"]
+            assert await store.load_history("p") == [b"h"]
+            assert await store.instances_with_status(RUNNING) == ["p"]
+            # Raw SQL goes through the public runner.
+            await store.runner.write(lambda c: c.execute("UPDATE instances SET status = 'COMPLETED'"))
+            assert await store.runner.read(lambda c: c.execute("SELECT count(*) FROM instances").fetchone()[0]) == 2
+            assert sorted(await store.purge("p", recursive=True, force=False)) == ["c", "p"]
+            assert await store.get_instance("p") is None
+            assert await store.instances_with_status(COMPLETED) == []
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+class _AnnouncingStore(SqliteStore):
+    """Announces like PostgresStore, but records what it would publish."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, owner="me")
+        self.published: list[list[str]] = []
+
+    def _announce(self, kind: str, instance_id: str) -> None:
+        self._announcements.append(f"{kind}:{self.owner}:{instance_id}")
+
+    def _publish(self, conn: object, notes: list[str]) -> None:
+        self.published.append(list(notes))
+
+
+def test_changes_are_announced_once_per_transaction(tmp_path: Path) -> None:
+    async def run() -> list[list[str]]:
+        store = _AnnouncingStore(str(tmp_path / "db"))
+        await store.open()
+        try:
+            new = NewInstance(instance_id="a", name="wf", created_us=1, input=None, start_event=b"s")
+            await store.create_instance(new)
+            await store.runner.write(lambda c: c.execute("UPDATE instances SET status = 'COMPLETED'"))
+            assert await store.enqueue("a", b"e") is False  # terminal: nothing stored, nothing announced
+            await store.create_instance(new)  # replaces the finished one
+            with pytest.raises(InstanceExists):
+                await store.create_instance(new)  # a failed operation announces nothing
+            result = await store.commit_turn(TurnCommit(
+                instance_id="a", status=RUNNING, name="wf", execution_id="x", generation=0, created_us=1,
+                updated_us=3, input=None, output=None, failure=None, custom_status=None, parent_instance_id=None,
+                parent_task_id=None, history_start=0, events=[b"h"],
+                children=[NewChild(instance_id="c", name="child", created_us=2, start_event=b"cs",
+                                   conflict_event=b"x", parent_task_id=1)],
+            ))
+            assert result.created == ["c"]
+            return store.published
+        finally:
+            await store.close()
+
+    assert asyncio.run(run()) == [
+        ["i:me:a"],
+        ["c:me:a", "i:me:a"],
+        ["c:me:a", "c:me:c", "i:me:c"],
+    ]
