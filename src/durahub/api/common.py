@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import grpc
-
-from durahub.engine import InvalidRequest
 from durahub.protos import pb
-from durahub.store.base import InstanceRow, StorageFailure
+from durahub.store.base import InstanceRow
 
 C = TypeVar("C", bound=type)
 
@@ -48,27 +43,3 @@ def workflow_properties(row: InstanceRow) -> dict[str, str]:
         if failure.HasField("stackTrace"):
             properties["dapr.workflow.failure.stack_trace"] = failure.stackTrace.value
     return properties
-
-
-def map_engine_errors(cls: C) -> C:
-    """Class decorator for gRPC servicers: an `InvalidRequest` from the engine becomes INVALID_ARGUMENT and a
-    `StorageFailure` UNAVAILABLE (retryable), instead of an opaque UNKNOWN."""
-    for name, method in list(vars(cls).items()):
-        if name.startswith("_") or not callable(method):
-            continue
-
-        def wrap(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            @functools.wraps(fn)
-            async def handler(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-                try:
-                    return await fn(self, request, context)
-                except InvalidRequest as exc:
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-                except StorageFailure as exc:
-                    await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-
-            return handler
-
-        if name != "GetWorkItems":  # a streaming handler; it takes no user text
-            setattr(cls, name, wrap(method))
-    return cls

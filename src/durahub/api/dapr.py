@@ -15,7 +15,8 @@ from dapr.proto.runtime.v1 import dapr_pb2_grpc
 from dapr.proto.runtime.v1 import workflow_pb2 as wpb
 from google.protobuf import empty_pb2
 
-from durahub.api.common import dapr_id_error, map_engine_errors, workflow_properties
+from durahub.api.common import dapr_id_error, workflow_properties
+from durahub.api.errors import grpc_errors
 from durahub.core.state import status_name
 from durahub.core.time import us_to_ts
 from durahub.engine import Engine
@@ -33,7 +34,7 @@ def _not_found(instance_id: str) -> str:
     return f"unable to find workflow with the provided instance ID: {instance_id}"
 
 
-@map_engine_errors
+@grpc_errors
 class DaprWorkflowService(dapr_pb2_grpc.DaprServicer):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

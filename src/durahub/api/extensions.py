@@ -14,12 +14,13 @@ from pydantic import BaseModel, Field
 
 from durahub import __version__
 from durahub.api.common import workflow_properties
-from durahub.core.rerun import RerunInvalid, RerunNotAllowed, RerunTargetNotFound
+from durahub.api.errors import EXTENSION_HTTP, lookup
 from durahub.core.state import TERMINAL_STATUSES, status_from_name, status_name
 from durahub.core.time import ts_to_us
-from durahub.engine import Engine, InvalidRequest
+from durahub.engine import Engine
+from durahub.errors import DurahubError
 from durahub.protos import pb
-from durahub.store.base import InstanceExists, InstanceNotFound, InstanceQuery, InstanceRow
+from durahub.store.base import InstanceQuery, InstanceRow
 
 MAX_PAGE = 1000
 MAX_WAIT_SECONDS = 300.0
@@ -179,13 +180,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _invalid(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=400)
+async def _durahub_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DurahubError)
+    return JSONResponse({"detail": str(exc)}, status_code=lookup(EXTENSION_HTTP, exc) or 500)
 
 
 def create_extensions_app(engine: Engine) -> FastAPI:
     app = FastAPI(
-        exception_handlers={InvalidRequest: _invalid},
+        exception_handlers={DurahubError: _durahub_error},
         title="durahub extension API",
         version=__version__,
         description="Listing, history, bulk operations and waiting, beyond Dapr's workflow API.",
@@ -252,19 +254,8 @@ def create_extensions_app(engine: Engine) -> FastAPI:
     @app.post("/instances/{instance_id}/rerun", response_model=RerunResponse, status_code=202, responses=ERRORS,
               summary="Start a new instance that replays this finished one up to an event and runs on from there")
     async def rerun(instance_id: InstanceIdPath, body: RerunRequest) -> RerunResponse:
-        try:
-            new_id = await engine.rerun_from_event(instance_id, body.event_id, body.new_instance_id, body.input,
-                                                   body.overwrite_input)
-        except InstanceNotFound as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
-        except RerunNotAllowed as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from exc
-        except RerunTargetNotFound as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
-        except RerunInvalid as exc:
-            raise HTTPException(status_code=400, detail=str(exc)) from exc
-        except InstanceExists as exc:
-            raise HTTPException(status_code=409, detail=f"workflow instance '{body.new_instance_id}' already exists") from exc
+        new_id = await engine.rerun_from_event(instance_id, body.event_id, body.new_instance_id, body.input,
+                                               body.overwrite_input)
         return RerunResponse(new_instance_id=new_id)
 
     @app.post("/purge", response_model=Count, responses=ERRORS,

@@ -17,17 +17,18 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from durahub import __version__
 from durahub.api.common import dapr_id_error, workflow_properties
+from durahub.api.errors import DAPR_HTTP, lookup
 from durahub.api.extensions import create_extensions_app
 from durahub.core.state import status_name
 from durahub.core.time import us_to_ts
-from durahub.engine import Engine, InvalidRequest
+from durahub.engine import Engine
+from durahub.errors import DurahubError
 from durahub.store.base import (
     InstanceExists,
     InstanceNotFound,
     InstanceNotTerminal,
     InstanceRow,
     InstanceStalled,
-    StorageFailure,
 )
 
 PREFIXES = ("/v1.0-alpha1", "/v1.0-beta1", "/v1.0")
@@ -184,18 +185,14 @@ def create_app(engine: Engine) -> Starlette:
         for suffix, handler in handlers.items():
             routes.append(_prefixed(Route(f"{base}/{{instance_id}}/{suffix}", handler, methods=["POST"]), prefix))
     routes.append(Mount("/durahub/v1", app=create_extensions_app(engine)))
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, InvalidRequest: invalid_request,
-                                                       StorageFailure: storage_failure})
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, DurahubError: durahub_error})
 
 
-async def invalid_request(request: Request, exc: Exception) -> Response:
-    return dapr_error(400, "ERR_MALFORMED_REQUEST", str(exc))
-
-
-async def storage_failure(request: Request, exc: Exception) -> Response:
-    if request.url.path.startswith("/durahub/"):
-        return JSONResponse({"detail": str(exc)}, status_code=503)
-    return dapr_error(503, "ERR_STORAGE_UNAVAILABLE", str(exc))
+async def durahub_error(request: Request, exc: Exception) -> Response:
+    """A durahub error no route translated itself: its status and Dapr error code from `api.errors.DAPR_HTTP`."""
+    assert isinstance(exc, DurahubError)
+    status, code = lookup(DAPR_HTTP, exc) or (500, "ERR_INTERNAL")
+    return dapr_error(status, code, str(exc))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

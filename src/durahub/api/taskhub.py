@@ -11,27 +11,21 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import empty_pb2
 
-from durahub.api.common import map_engine_errors
-from durahub.core.rerun import RerunInvalid, RerunNotAllowed, RerunTargetNotFound
+from durahub.api.errors import grpc_abort, grpc_errors
 from durahub.core.time import ts_to_us, us_to_ts
 from durahub.engine import (
     Engine,
-    EngineStopping,
-    InvalidRequest,
     is_finished,
     is_running_or_finished,
     is_started,
     is_suspended_or_finished,
 )
+from durahub.errors import DurahubError
 from durahub.protos import pb, taskhub_grpc
 from durahub.store.base import (
-    InstanceExists,
     InstanceNotFound,
-    InstanceNotTerminal,
     InstanceQuery,
     InstanceRow,
-    InstanceStalled,
-    StorageFailure,
 )
 
 log = logging.getLogger("durahub.grpc")
@@ -81,26 +75,11 @@ async def _require_id(instance_id: str, context: grpc.aio.ServicerContext) -> No
 
 
 async def _guard(context: grpc.aio.ServicerContext, prefix: str, call: Callable[[], Awaitable[T]]) -> T:
-    """Run an engine call, turning typed store errors into precise gRPC statuses naming the instance."""
+    """Run an engine call; a durahub error becomes its status (`api.errors.GRPC`), the message prefixed."""
     try:
         return await call()
-    except InstanceNotFound as exc:
-        await context.abort(grpc.StatusCode.NOT_FOUND, f"{prefix}no such instance exists: '{exc.instance_id}'")
-    except InstanceExists as exc:
-        await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"{prefix}{exc}")
-    except InstanceStalled as exc:
-        await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                            f"{prefix}workflow is stalled: '{exc.instance_id}'")
-    except StorageFailure as exc:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, f"{prefix}{exc}")
-    except InstanceNotTerminal as exc:
-        await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                            f"{prefix}orchestration has not yet completed: '{exc.instance_id}'")
-    except EngineStopping:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "durahub is shutting down")
-    except InvalidRequest as exc:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{prefix}{exc}")
-    raise AssertionError("unreachable")
+    except DurahubError as exc:
+        await grpc_abort(context, exc, prefix)
 
 
 def _timeout(context: grpc.aio.ServicerContext) -> float | None:
@@ -108,7 +87,7 @@ def _timeout(context: grpc.aio.ServicerContext) -> float | None:
     return None if remaining is None else max(0.0, remaining)
 
 
-@map_engine_errors
+@grpc_errors
 class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -234,13 +213,8 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
                                                         request.overwriteInput, request.newChildWorkflowInstanceID)
         except InstanceNotFound:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"workflow instance does not exist with ID '{source}'")
-        except RerunTargetNotFound as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        except (RerunInvalid, RerunNotAllowed) as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except InstanceExists:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS,
-                                f"workflow instance '{request.newInstanceID}' already exists")
+        except DurahubError as exc:
+            await grpc_abort(context, exc)
         return pb.RerunWorkflowFromEventResponse(newInstanceID=new_id)
 
     # -- worker RPCs ----------------------------------------------------------------------------------

@@ -8,21 +8,12 @@ from dataclasses import dataclass, field
 from durahub.core.state import InstanceState
 from durahub.core.time import is_never, ts_to_us, us_to_ts
 from durahub.core.turn import ActivityTask, ChildStart, TimerTask, execution_started
+from durahub.errors import RerunInvalid, RerunNotAllowed, RerunTargetNotFound
 from durahub.protos import pb
 
+__all__ = ["RerunInvalid", "RerunNotAllowed", "RerunTargetNotFound", "RerunPlan", "build_rerun"]
+
 RERUNNABLE = ("taskScheduled", "timerCreated", "childWorkflowInstanceCreated")
-
-
-class RerunTargetNotFound(Exception):
-    pass
-
-
-class RerunInvalid(Exception):
-    """The rerun request itself is wrong (no such event to rerun from, the new id equals the source's)."""
-
-
-class RerunNotAllowed(Exception):
-    """The source instance cannot be rerun in its state: still active, or a child workflow."""
 
 
 @dataclass

@@ -213,6 +213,21 @@ def _go_list(items: list[str]) -> str:
     return "[" + " ".join(items) + "]"
 
 
+@dataclass
+class _Applying:
+    """One worker answer being applied: the state it updates and the outcome it builds."""
+
+    state: InstanceState
+    outcome: TurnOutcome
+    now_us: int
+    new_execution_id: Callable[[], str]
+    app_id: str
+
+    def add(self, ev: pb.HistoryEvent) -> None:
+        self.state.append(ev)
+        self.outcome.appended.append(ev)
+
+
 def apply_response(
     state: InstanceState,
     plan: TurnPlan,
@@ -222,6 +237,56 @@ def apply_response(
     app_id: str = "",
 ) -> TurnOutcome:
     """Apply a worker's answer to a turn, updating `state` in place unless the turn stalls."""
+    stalled = _version_stall(state, plan, response, now_us)
+    if stalled is not None:
+        return stalled
+    # The state is updated in place (copying a long history every turn would be quadratic); if the
+    # commit fails, the engine discards its cached state and reloads the committed one.
+    for ev in plan.new_events:
+        state.append(ev)
+    outcome = TurnOutcome(
+        state=state,
+        consumed=plan.consumed,
+        appended=list(plan.new_events),
+        custom_status=response.customStatus.value if response.HasField("customStatus") else None,
+    )
+    applying = _Applying(state, outcome, now_us, new_execution_id, app_id)
+    completion: pb.CompleteWorkflowAction | None = None
+    completion_id = -1
+    for action in response.actions:
+        kind = action.WhichOneof("workflowActionType")
+        if kind == "completeWorkflow":
+            completion = action.completeWorkflow
+            completion_id = action.id
+            break  # the SDK clears pending actions on completion; anything after it is ignored
+        if plan.terminate is not None:
+            continue  # a terminated workflow schedules nothing new
+        handler = _ACTIONS.get(kind or "")
+        if handler is not None:
+            handler(applying, action)
+
+    if plan.terminate is not None:
+        # Terminate wins over continue-as-new and over anything the worker did not finish.
+        if completion is None or completion.workflowStatus != TERMINATED:
+            completion = pb.CompleteWorkflowAction(workflowStatus=TERMINATED)
+            if plan.terminate.HasField("input"):
+                completion.result.CopyFrom(plan.terminate.input)
+            completion_id = -1
+        outcome.tasks.clear()
+        outcome.timers.clear()
+        outcome.children.clear()
+    elif completion is not None and completion.workflowStatus == CONTINUED_AS_NEW:
+        _continue_as_new(applying, completion)
+        return outcome
+    if completion is not None:
+        _complete(applying, completion, completion_id, plan.terminate)
+    return outcome
+
+
+def _version_stall(
+    state: InstanceState, plan: TurnPlan, response: pb.WorkflowResponse, now_us: int
+) -> TurnOutcome | None:
+    """Stall on patches or versions the worker does not have; otherwise record new patches on the turn."""
     current_patches = list(response.version.patches) if response.HasField("version") else []
     version_name = response.version.name if response.HasField("version") else ""
     recorded = state.patches
@@ -237,185 +302,170 @@ def apply_response(
         if action.HasField("workflowVersionNotAvailable"):
             name = state.first_version_name or version_name
             return _stall(state, plan, pb.VERSION_NOT_AVAILABLE, f"Version not available: {name}", now_us)
-
-    new_events = plan.new_events
     new_patches = current_patches[len(recorded):]
-    turn_started = new_events[0].workflowStarted
+    turn_started = plan.new_events[0].workflowStarted
     if new_patches:
         turn_started.version.name = version_name
         turn_started.version.patches.extend(new_patches)
     elif version_name and not state.has_workflow_started:
         turn_started.version.name = version_name
+    return None
 
-    # The state is updated in place (copying a long history every turn would be quadratic); if the
-    # commit fails, the engine discards its cached state and reloads the committed one.
-    next_state = state
-    for ev in new_events:
-        next_state.append(ev)
 
-    outcome = TurnOutcome(
-        state=next_state,
-        consumed=plan.consumed,
-        appended=list(new_events),
-        custom_status=response.customStatus.value if response.HasField("customStatus") else None,
+def _schedule_task(a: _Applying, action: pb.WorkflowAction) -> None:
+    st = action.scheduleTask
+    ev = _event(a.now_us, action.id)
+    te = ev.taskScheduled
+    te.name = st.name
+    if st.HasField("version"):
+        te.version.CopyFrom(st.version)
+    if st.HasField("input"):
+        te.input.CopyFrom(st.input)
+    te.taskExecutionId = st.taskExecutionId
+    te.historyPropagationScope = st.historyPropagationScope
+    a.add(ev)
+    request = pb.ActivityRequest(name=st.name, taskId=action.id, taskExecutionId=st.taskExecutionId)
+    if st.HasField("version"):
+        request.version.CopyFrom(st.version)
+    if st.HasField("input"):
+        request.input.CopyFrom(st.input)
+    request.workflowInstance.instanceId = a.state.instance_id
+    request.workflowInstance.executionId.value = a.state.execution_id
+    a.outcome.tasks.append(ActivityTask(task_id=action.id, generation=a.state.generation, request=request))
+
+
+def _create_timer(a: _Applying, action: pb.WorkflowAction) -> None:
+    ct = action.createTimer
+    ev = _event(a.now_us, action.id)
+    tc = ev.timerCreated
+    tc.fireAt.CopyFrom(ct.fireAt)
+    tc.name = ct.name
+    origin = ct.WhichOneof("origin")
+    if origin:
+        getattr(tc, origin).CopyFrom(getattr(ct, origin))
+    a.add(ev)
+    fire_us = ts_to_us(ct.fireAt)
+    if not is_never(fire_us):
+        fired = _event(a.now_us)
+        fired.timerFired.timerId = action.id
+        fired.timerFired.fireAt.CopyFrom(ct.fireAt)
+        a.outcome.timers.append(TimerTask(generation=a.state.generation, fire_at_us=fire_us, event=fired))
+
+
+def _create_child(a: _Applying, action: pb.WorkflowAction) -> None:
+    cc = action.createChildWorkflow
+    state = a.state
+    child_id = cc.instanceId or f"{state.instance_id}:{(0x10000 + action.id) & 0xFFFF:04x}"
+    ev = _event(a.now_us, action.id)
+    ce = ev.childWorkflowInstanceCreated
+    ce.instanceId = child_id
+    ce.name = cc.name
+    if cc.HasField("version"):
+        ce.version.CopyFrom(cc.version)
+    if cc.HasField("input"):
+        ce.input.CopyFrom(cc.input)
+    ce.historyPropagationScope = cc.historyPropagationScope
+    a.add(ev)
+    parent = pb.ParentInstanceInfo(taskScheduledId=action.id, appID=a.app_id)
+    parent.name.value = state.name
+    parent.workflowInstance.instanceId = state.instance_id
+    parent.workflowInstance.executionId.value = state.execution_id
+    start = execution_started(
+        a.now_us,
+        child_id,
+        a.new_execution_id(),
+        cc.name,
+        cc.input.value if cc.HasField("input") else None,
+        parent=parent,
+        app_id=a.app_id,
     )
+    conflict = _event(a.now_us)
+    conflict.childWorkflowInstanceFailed.taskScheduledId = action.id
+    conflict.childWorkflowInstanceFailed.failureDetails.errorType = "WorkflowInstanceAlreadyExists"
+    conflict.childWorkflowInstanceFailed.failureDetails.errorMessage = (
+        f"an active workflow with ID '{child_id}' already exists"
+    )
+    a.outcome.children.append(ChildStart(child_id, cc.name, start, conflict, action.id))
 
-    def add(ev: pb.HistoryEvent) -> None:
-        next_state.append(ev)
-        outcome.appended.append(ev)
 
-    completion: pb.CompleteWorkflowAction | None = None
-    completion_id = -1
-    for action in response.actions:
-        kind = action.WhichOneof("workflowActionType")
-        if kind == "completeWorkflow":
-            completion = action.completeWorkflow
-            completion_id = action.id
-            break  # the SDK clears pending actions on completion; anything after it is ignored
-        if plan.terminate is not None:
-            continue  # a terminated workflow schedules nothing new
-        if kind == "scheduleTask":
-            st = action.scheduleTask
-            ev = _event(now_us, action.id)
-            te = ev.taskScheduled
-            te.name = st.name
-            if st.HasField("version"):
-                te.version.CopyFrom(st.version)
-            if st.HasField("input"):
-                te.input.CopyFrom(st.input)
-            te.taskExecutionId = st.taskExecutionId
-            te.historyPropagationScope = st.historyPropagationScope
-            add(ev)
-            request = pb.ActivityRequest(name=st.name, taskId=action.id, taskExecutionId=st.taskExecutionId)
-            if st.HasField("version"):
-                request.version.CopyFrom(st.version)
-            if st.HasField("input"):
-                request.input.CopyFrom(st.input)
-            request.workflowInstance.instanceId = state.instance_id
-            request.workflowInstance.executionId.value = next_state.execution_id
-            outcome.tasks.append(ActivityTask(task_id=action.id, generation=state.generation, request=request))
-        elif kind == "createTimer":
-            ct = action.createTimer
-            ev = _event(now_us, action.id)
-            tc = ev.timerCreated
-            tc.fireAt.CopyFrom(ct.fireAt)
-            tc.name = ct.name
-            origin = ct.WhichOneof("origin")
-            if origin:
-                getattr(tc, origin).CopyFrom(getattr(ct, origin))
-            add(ev)
-            fire_us = ts_to_us(ct.fireAt)
-            if not is_never(fire_us):
-                fired = _event(now_us)
-                fired.timerFired.timerId = action.id
-                fired.timerFired.fireAt.CopyFrom(ct.fireAt)
-                outcome.timers.append(TimerTask(generation=state.generation, fire_at_us=fire_us, event=fired))
-        elif kind == "createChildWorkflow":
-            cc = action.createChildWorkflow
-            child_id = cc.instanceId or f"{state.instance_id}:{(0x10000 + action.id) & 0xFFFF:04x}"
-            ev = _event(now_us, action.id)
-            ce = ev.childWorkflowInstanceCreated
-            ce.instanceId = child_id
-            ce.name = cc.name
-            if cc.HasField("version"):
-                ce.version.CopyFrom(cc.version)
-            if cc.HasField("input"):
-                ce.input.CopyFrom(cc.input)
-            ce.historyPropagationScope = cc.historyPropagationScope
-            add(ev)
-            parent = pb.ParentInstanceInfo(taskScheduledId=action.id, appID=app_id)
-            parent.name.value = state.name
-            parent.workflowInstance.instanceId = state.instance_id
-            parent.workflowInstance.executionId.value = next_state.execution_id
-            start = execution_started(
-                now_us,
-                child_id,
-                new_execution_id(),
-                cc.name,
-                cc.input.value if cc.HasField("input") else None,
-                parent=parent,
-                app_id=app_id,
-            )
-            conflict = _event(now_us)
-            conflict.childWorkflowInstanceFailed.taskScheduledId = action.id
-            conflict.childWorkflowInstanceFailed.failureDetails.errorType = "WorkflowInstanceAlreadyExists"
-            conflict.childWorkflowInstanceFailed.failureDetails.errorMessage = (
-                f"an active workflow with ID '{child_id}' already exists"
-            )
-            outcome.children.append(ChildStart(child_id, cc.name, start, conflict, action.id))
-        elif kind == "sendEvent":
-            se = action.sendEvent
-            ev = _event(now_us, action.id)
-            ev.eventSent.instanceId = se.instance.instanceId
-            ev.eventSent.name = se.name
-            if se.HasField("data"):
-                ev.eventSent.input.CopyFrom(se.data)
-            add(ev)
-            raised = _event(now_us)
-            raised.eventRaised.name = se.name
-            if se.HasField("data"):
-                raised.eventRaised.input.CopyFrom(se.data)
-            outcome.messages.append(Message(se.instance.instanceId, raised))
-        elif kind == "terminateWorkflow":
-            tw = action.terminateWorkflow
-            term = _event(now_us)
-            if tw.HasField("reason"):
-                term.executionTerminated.input.CopyFrom(tw.reason)
-            term.executionTerminated.recurse = tw.recurse
-            outcome.messages.append(Message(tw.instanceId, term))
+def _send_event(a: _Applying, action: pb.WorkflowAction) -> None:
+    se = action.sendEvent
+    ev = _event(a.now_us, action.id)
+    ev.eventSent.instanceId = se.instance.instanceId
+    ev.eventSent.name = se.name
+    if se.HasField("data"):
+        ev.eventSent.input.CopyFrom(se.data)
+    a.add(ev)
+    raised = _event(a.now_us)
+    raised.eventRaised.name = se.name
+    if se.HasField("data"):
+        raised.eventRaised.input.CopyFrom(se.data)
+    a.outcome.messages.append(Message(se.instance.instanceId, raised))
 
-    if plan.terminate is not None:
-        # Terminate wins over continue-as-new and over anything the worker did not finish.
-        if completion is None or completion.workflowStatus != TERMINATED:
-            completion = pb.CompleteWorkflowAction(workflowStatus=TERMINATED)
-            if plan.terminate.HasField("input"):
-                completion.result.CopyFrom(plan.terminate.input)
-            completion_id = -1
-        outcome.tasks.clear()
-        outcome.timers.clear()
-        outcome.children.clear()
-    elif completion is not None and completion.workflowStatus == CONTINUED_AS_NEW:
-        start = execution_started(
-            now_us,
-            state.instance_id,
-            new_execution_id(),
-            state.name,
-            completion.result.value if completion.HasField("result") else None,
-            parent=state.parent,
-            app_id=app_id,
-        )
-        outcome.continue_as_new = [workflow_started(now_us), start, *completion.carryoverEvents]
-        return outcome
 
-    if completion is not None:
-        ev = _event(now_us, completion_id)
-        ec = ev.executionCompleted
-        ec.workflowStatus = completion.workflowStatus
-        if completion.HasField("result"):
-            ec.result.CopyFrom(completion.result)
-        if completion.HasField("failureDetails"):
-            ec.failureDetails.CopyFrom(completion.failureDetails)
-        add(ev)
-        if state.parent is not None:
-            note = _event(now_us)
-            parent_task = state.parent.taskScheduledId
-            if completion.workflowStatus == COMPLETED:
-                note.childWorkflowInstanceCompleted.taskScheduledId = parent_task
-                if completion.HasField("result"):
-                    note.childWorkflowInstanceCompleted.result.CopyFrom(completion.result)
+def _terminate_other(a: _Applying, action: pb.WorkflowAction) -> None:
+    tw = action.terminateWorkflow
+    term = _event(a.now_us)
+    if tw.HasField("reason"):
+        term.executionTerminated.input.CopyFrom(tw.reason)
+    term.executionTerminated.recurse = tw.recurse
+    a.outcome.messages.append(Message(tw.instanceId, term))
+
+
+_ACTIONS: dict[str, Callable[[_Applying, pb.WorkflowAction], None]] = {
+    "scheduleTask": _schedule_task,
+    "createTimer": _create_timer,
+    "createChildWorkflow": _create_child,
+    "sendEvent": _send_event,
+    "terminateWorkflow": _terminate_other,
+}
+
+
+def _continue_as_new(a: _Applying, completion: pb.CompleteWorkflowAction) -> None:
+    state = a.state
+    start = execution_started(
+        a.now_us,
+        state.instance_id,
+        a.new_execution_id(),
+        state.name,
+        completion.result.value if completion.HasField("result") else None,
+        parent=state.parent,
+        app_id=a.app_id,
+    )
+    a.outcome.continue_as_new = [workflow_started(a.now_us), start, *completion.carryoverEvents]
+
+
+def _complete(a: _Applying, completion: pb.CompleteWorkflowAction, completion_id: int,
+              terminate: pb.ExecutionTerminatedEvent | None) -> None:
+    """The executionCompleted event, the parent's notification, and a recursive terminate's messages."""
+    state = a.state
+    ev = _event(a.now_us, completion_id)
+    ec = ev.executionCompleted
+    ec.workflowStatus = completion.workflowStatus
+    if completion.HasField("result"):
+        ec.result.CopyFrom(completion.result)
+    if completion.HasField("failureDetails"):
+        ec.failureDetails.CopyFrom(completion.failureDetails)
+    a.add(ev)
+    if state.parent is not None:
+        note = _event(a.now_us)
+        parent_task = state.parent.taskScheduledId
+        if completion.workflowStatus == COMPLETED:
+            note.childWorkflowInstanceCompleted.taskScheduledId = parent_task
+            if completion.HasField("result"):
+                note.childWorkflowInstanceCompleted.result.CopyFrom(completion.result)
+        else:
+            note.childWorkflowInstanceFailed.taskScheduledId = parent_task
+            if completion.workflowStatus != TERMINATED and completion.HasField("failureDetails"):
+                note.childWorkflowInstanceFailed.failureDetails.CopyFrom(completion.failureDetails)
             else:
-                note.childWorkflowInstanceFailed.taskScheduledId = parent_task
-                if completion.workflowStatus != TERMINATED and completion.HasField("failureDetails"):
-                    note.childWorkflowInstanceFailed.failureDetails.CopyFrom(completion.failureDetails)
-                else:
-                    note.childWorkflowInstanceFailed.failureDetails.SetInParent()
-            outcome.messages.append(Message(state.parent.workflowInstance.instanceId, note))
-        if plan.terminate is not None and plan.terminate.recurse:
-            for child_id in next_state.children.values():
-                term = _event(now_us)
-                term.executionTerminated.CopyFrom(plan.terminate)
-                outcome.messages.append(Message(child_id, term))
-    return outcome
+                note.childWorkflowInstanceFailed.failureDetails.SetInParent()
+        a.outcome.messages.append(Message(state.parent.workflowInstance.instanceId, note))
+    if terminate is not None and terminate.recurse:
+        for child_id in state.children.values():
+            term = _event(a.now_us)
+            term.executionTerminated.CopyFrom(terminate)
+            a.outcome.messages.append(Message(child_id, term))
 
 
 def force_terminate(state: InstanceState, plan: TurnPlan, now_us: int, app_id: str = "") -> TurnOutcome:

@@ -209,12 +209,15 @@ class Instances:
         plan = build_rerun(history, source_id, event_id, target, new_id(), input, overwrite_input, now, new_child_id)
         new = NewInstance(instance_id=target, name=plan.state.name, created_us=now, input=plan.state.input,
                           start_event=b"")
-        seqs = await self._store.create_with_history(
-            new, RUNNING, [e.SerializeToString() for e in plan.state.history],
-            [(t.generation, t.task_id, t.request.SerializeToString()) for t in plan.tasks],
-            [(t.generation, t.fire_at_us, t.event.SerializeToString()) for t in plan.timers],
-            plan.state.execution_id, now,
-        )
+        try:
+            seqs = await self._store.create_with_history(
+                new, RUNNING, [e.SerializeToString() for e in plan.state.history],
+                [(t.generation, t.task_id, t.request.SerializeToString()) for t in plan.tasks],
+                [(t.generation, t.fire_at_us, t.event.SerializeToString()) for t in plan.timers],
+                plan.state.execution_id, now,
+            )
+        except InstanceExists as exc:  # finished or not: a rerun never replaces an instance
+            raise InstanceExists(target, f"workflow instance '{target}' already exists") from exc
         self._reset(target)
         for seq, task in zip(seqs, plan.tasks, strict=True):
             self._add_task(PendingTask(seq, target, task.generation, task.task_id, task.request))

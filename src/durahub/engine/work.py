@@ -14,12 +14,15 @@ from typing import Any, ParamSpec, TypeVar
 
 from durahub.core.state import InstanceState
 from durahub.core.turn import TurnPlan
+from durahub.errors import EngineStopping, InvalidRequest
 from durahub.protos import pb
 
 log = logging.getLogger("durahub.engine")
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+__all__ = ["EngineStopping", "InvalidRequest"]  # re-exported from their home, durahub.errors
 
 CAP_STATEFUL_HISTORY = pb.WORKER_CAPABILITY_STATEFUL_HISTORY
 CAP_HEALTH_PING = pb.WORKER_CAPABILITY_HEALTH_PING
@@ -31,14 +34,6 @@ def now_us() -> int:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-class EngineStopping(Exception):
-    pass
-
-
-class InvalidRequest(Exception):
-    """A request no store could keep (the same rule for every backend)."""
 
 
 def check_text(**fields: str | None) -> None:

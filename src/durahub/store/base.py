@@ -10,47 +10,21 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from durahub.errors import (
+    InstanceExists,
+    InstanceNotFound,
+    InstanceNotTerminal,
+    InstanceStalled,
+    LeaseLost,
+    StorageFailure,
+    StoreError,
+)
 
-class StoreError(Exception):
-    """Base class of the storage errors the engine maps to protocol errors."""
-
-
-class InstanceNotFound(StoreError):
-    def __init__(self, instance_id: str) -> None:
-        super().__init__(f"no such instance exists: '{instance_id}'")
-        self.instance_id = instance_id
-
-
-class InstanceExists(StoreError):
-    def __init__(self, instance_id: str, message: str | None = None) -> None:
-        super().__init__(message or f"an active workflow with ID '{instance_id}' already exists")
-        self.instance_id = instance_id
-
-
-class StorageFailure(StoreError):
-    """The database itself failed (disk full, locked past the timeout, connection lost): nothing was changed."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(f"storage failure: {cause}")
-        self.cause = cause
-
-
-class LeaseLost(StoreError):
-    def __init__(self, instance_id: str) -> None:
-        super().__init__(f"lease on workflow instance '{instance_id}' was lost to another engine process")
-        self.instance_id = instance_id
-
-
-class InstanceStalled(StoreError):
-    def __init__(self, instance_id: str) -> None:
-        super().__init__(f"workflow is stalled: '{instance_id}'")
-        self.instance_id = instance_id
-
-
-class InstanceNotTerminal(StoreError):
-    def __init__(self, instance_id: str) -> None:
-        super().__init__(f"orchestration has not yet completed: '{instance_id}'")
-        self.instance_id = instance_id
+# The storage errors live with the others in durahub.errors; importable from here as before.
+__all__ = [
+    "InstanceExists", "InstanceNotFound", "InstanceNotTerminal", "InstanceStalled", "LeaseLost", "StorageFailure",
+    "StoreError",
+]
 
 
 @dataclass
