@@ -103,23 +103,22 @@ class Instances:
 
     @run_to_completion
     async def suspend(self, instance_id: str, reason: str | None) -> None:
-        check_text(reason=reason)
-        ev = _event()
-        ev.executionSuspended.SetInParent()
-        if reason:
-            ev.executionSuspended.input.value = reason
-        await self._enqueue(instance_id, ev)
+        await self._pause_or_resume(instance_id, "executionSuspended", reason)
         log.info("event=suspend_requested instance=%s", instance_id)
 
     @run_to_completion
     async def resume(self, instance_id: str, reason: str | None) -> None:
+        await self._pause_or_resume(instance_id, "executionResumed", reason)
+        log.info("event=resume_requested instance=%s", instance_id)
+
+    async def _pause_or_resume(self, instance_id: str, kind: str, reason: str | None) -> None:
         check_text(reason=reason)
         ev = _event()
-        ev.executionResumed.SetInParent()
+        body = getattr(ev, kind)
+        body.SetInParent()
         if reason:
-            ev.executionResumed.input.value = reason
+            body.input.value = reason
         await self._enqueue(instance_id, ev)
-        log.info("event=resume_requested instance=%s", instance_id)
 
     @run_to_completion
     async def purge(self, instance_id: str, recursive: bool, force: bool = False) -> int:
