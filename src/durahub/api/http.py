@@ -73,36 +73,40 @@ async def read_body(request: Request, limit: int) -> str | Response:
         return dapr_error(400, "ERR_BODY_READ", f"failed to read request body: {exc}")
 
 
-def create_app(engine: Engine) -> Starlette:
-    limit = engine.config.max_message_bytes
+class DaprWorkflowHandlers:
+    """The handlers of Dapr's health, metadata and workflow routes, over one engine."""
 
-    async def healthz(request: Request) -> Response:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.limit = engine.config.max_message_bytes
+
+    async def healthz(self, request: Request) -> Response:
         return Response(status_code=204)
 
-    async def metadata(request: Request) -> Response:
+    async def metadata(self, request: Request) -> Response:
         return JSONResponse(
             {
-                "id": engine.config.app_id,
+                "id": self.engine.config.app_id,
                 "runtimeVersion": f"durahub-{__version__}",
                 "enabledFeatures": [],
                 "actors": [],
                 "components": [],
                 "extended": {},
-                "workflows": {"connectedWorkers": engine.connected_workers},
+                "workflows": {"connectedWorkers": self.engine.connected_workers},
             }
         )
 
-    async def start(request: Request) -> Response:
+    async def start(self, request: Request) -> Response:
         name = request.path_params["name"]
         instance_id = request.query_params.get("instanceID") or str(uuid.uuid4())
         invalid = dapr_id_error(instance_id)
         if invalid is not None:
             return dapr_error(400, *invalid)
-        body = await read_body(request, limit)
+        body = await read_body(request, self.limit)
         if isinstance(body, Response):
             return body
         try:
-            await engine.start_instance(instance_id, name, body)
+            await self.engine.start_instance(instance_id, name, body)
         except InstanceExists as exc:
             return dapr_error(500, "ERR_START_WORKFLOW",
                               f"error starting workflow '{name}': unable to start workflow: failed to start workflow:"
@@ -111,78 +115,91 @@ def create_app(engine: Engine) -> Starlette:
                                        instance_id=instance_id))
         return JSONResponse({"instanceID": instance_id}, status_code=202, headers={"Location": location})
 
-    async def get(request: Request) -> Response:
+    async def get(self, request: Request) -> Response:
         instance_id = request.path_params["instance_id"]
-        row = await engine.get_instance(instance_id)
+        row = await self.engine.get_instance(instance_id)
         if row is None:
             return not_found(instance_id)
         return JSONResponse(workflow_json(row))
 
-    def operation(
-        code: str, describe: Callable[[str], str], act: Callable[[Request, str], Awaitable[object]],
-        unknown_is_404: bool = False,
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def handler(request: Request) -> Response:
-            instance_id = request.path_params["instance_id"]
-            try:
-                result = await act(request, instance_id)
-            except InstanceNotFound as exc:
-                if unknown_is_404:
-                    return not_found(instance_id)
-                return dapr_error(500, code, f"{describe(instance_id)}: {exc}")
-            except (InstanceStalled, InstanceNotTerminal, InstanceExists) as exc:
-                return dapr_error(500, code, f"{describe(instance_id)}: {exc}")
-            if isinstance(result, Response):
-                return result
-            return accepted()
-
-        return handler
-
-    async def raise_event(request: Request, instance_id: str) -> object:
+    async def raise_event(self, request: Request, instance_id: str) -> object:
         event_name = request.path_params.get("event_name", "")
         if not event_name:
             return dapr_error(400, "ERR_WORKFLOW_EVENT_NAME_MISSING", "missing workflow event name")
-        body = await read_body(request, limit)
+        body = await read_body(request, self.limit)
         if isinstance(body, Response):
             return body
-        await engine.raise_event(instance_id, event_name, body)
+        await self.engine.raise_event(instance_id, event_name, body)
         return None
 
+    def operations(self) -> dict[str, Callable[[Request], Awaitable[Response]]]:
+        """The POST operations on an instance, by path suffix, with Dapr's error codes and messages."""
+        engine = self.engine
+        raise_handler = operation("ERR_RAISE_EVENT_WORKFLOW", lambda i: f"error raising event on workflow '{i}'",
+                                  self.raise_event)
+        return {
+            "raiseEvent/{event_name}": raise_handler,
+            "raiseEvent": raise_handler,
+            "raiseEvent/": raise_handler,
+            "pause": operation("ERR_PAUSE_WORKFLOW", lambda i: f"error pausing workflow {i}",
+                               lambda r, i: engine.suspend(i, None)),
+            "resume": operation("ERR_RESUME_WORKFLOW", lambda i: f"error resuming workflow {i}",
+                                lambda r, i: engine.resume(i, None)),
+            "terminate": operation("ERR_TERMINATE_WORKFLOW", lambda i: f"error terminating workflow '{i}'",
+                                   lambda r, i: engine.terminate(i, None, True), unknown_is_404=True),
+            "purge": operation("ERR_PURGE_WORKFLOW", lambda i: f"error purging workflow {i}",
+                               lambda r, i: engine.purge(i, True), unknown_is_404=True),
+        }
+
+
+def operation(
+    code: str, describe: Callable[[str], str], act: Callable[[Request, str], Awaitable[object]],
+    unknown_is_404: bool = False,
+) -> Callable[[Request], Awaitable[Response]]:
+    """A handler for an operation on an instance: 202, or Dapr's error answer for what the engine refused."""
+
+    async def handler(request: Request) -> Response:
+        instance_id = request.path_params["instance_id"]
+        try:
+            result = await act(request, instance_id)
+        except InstanceNotFound as exc:
+            if unknown_is_404:
+                return not_found(instance_id)
+            return dapr_error(500, code, f"{describe(instance_id)}: {exc}")
+        except (InstanceStalled, InstanceNotTerminal, InstanceExists) as exc:
+            return dapr_error(500, code, f"{describe(instance_id)}: {exc}")
+        if isinstance(result, Response):
+            return result
+        return accepted()
+
+    return handler
+
+
+async def missing_name(request: Request) -> Response:
+    return dapr_error(400, "ERR_WORKFLOW_NAME_MISSING", "workflow name is not configured")
+
+
+async def missing_id(request: Request) -> Response:
+    return dapr_error(400, "ERR_INSTANCE_ID_PROVIDED_MISSING", "no instance ID was provided")
+
+
+def create_app(engine: Engine) -> Starlette:
+    h = DaprWorkflowHandlers(engine)
     routes: list[BaseRoute] = [
-        Route("/v1.0/healthz", healthz, methods=["GET"]),
-        Route("/v1.0/healthz/outbound", healthz, methods=["GET"]),
-        Route("/v1.0/metadata", metadata, methods=["GET"]),
+        Route("/v1.0/healthz", h.healthz, methods=["GET"]),
+        Route("/v1.0/healthz/outbound", h.healthz, methods=["GET"]),
+        Route("/v1.0/metadata", h.metadata, methods=["GET"]),
     ]
-    raise_handler = operation("ERR_RAISE_EVENT_WORKFLOW", lambda i: f"error raising event on workflow '{i}'",
-                              raise_event)
-    handlers = {
-        "raiseEvent/{event_name}": raise_handler,
-        "raiseEvent": raise_handler,
-        "raiseEvent/": raise_handler,
-        "pause": operation("ERR_PAUSE_WORKFLOW", lambda i: f"error pausing workflow {i}",
-                           lambda r, i: engine.suspend(i, None)),
-        "resume": operation("ERR_RESUME_WORKFLOW", lambda i: f"error resuming workflow {i}",
-                            lambda r, i: engine.resume(i, None)),
-        "terminate": operation("ERR_TERMINATE_WORKFLOW", lambda i: f"error terminating workflow '{i}'",
-                               lambda r, i: engine.terminate(i, None, True), unknown_is_404=True),
-        "purge": operation("ERR_PURGE_WORKFLOW", lambda i: f"error purging workflow {i}",
-                           lambda r, i: engine.purge(i, True), unknown_is_404=True),
-    }
-    async def missing_name(request: Request) -> Response:
-        return dapr_error(400, "ERR_WORKFLOW_NAME_MISSING", "workflow name is not configured")
-
-    async def missing_id(request: Request) -> Response:
-        return dapr_error(400, "ERR_INSTANCE_ID_PROVIDED_MISSING", "no instance ID was provided")
-
+    operations = h.operations()
     for prefix in PREFIXES:
         base = f"{prefix}/workflows/{{component}}"
         # Empty path segments (`.../dapr//start`, `.../dapr//pause`) name no workflow or instance.
         routes.append(Route(f"{base}//start", missing_name, methods=["POST"]))
         routes.append(Route(f"{base}/", missing_id, methods=["GET"]))
         routes.append(Route(f"{base}//{{operation:path}}", missing_id, methods=["POST"]))
-        routes.append(_prefixed(Route(f"{base}/{{name}}/start", start, methods=["POST"]), prefix))
-        routes.append(_prefixed(Route(f"{base}/{{instance_id}}", get, methods=["GET"], name=f"get{prefix}"), prefix))
-        for suffix, handler in handlers.items():
+        routes.append(_prefixed(Route(f"{base}/{{name}}/start", h.start, methods=["POST"]), prefix))
+        routes.append(_prefixed(Route(f"{base}/{{instance_id}}", h.get, methods=["GET"], name=f"get{prefix}"), prefix))
+        for suffix, handler in operations.items():
             routes.append(_prefixed(Route(f"{base}/{{instance_id}}/{suffix}", handler, methods=["POST"]), prefix))
     routes.append(Mount("/durahub/v1", app=create_extensions_app(engine)))
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error, DurahubError: durahub_error})

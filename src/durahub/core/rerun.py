@@ -35,6 +35,27 @@ def build_rerun(
     now_us: int,
     new_child_id: str = "",
 ) -> RerunPlan:
+    events = _history_up_to(history, source_id, event_id, new_id, new_execution_id, input, overwrite_input)
+    target = events[-1]
+    state = InstanceState(instance_id=new_id)
+    for ev in events:
+        if ev.HasField("childWorkflowInstanceCreated"):
+            created = ev.childWorkflowInstanceCreated
+            if ev is target and new_child_id:
+                created.instanceId = new_child_id
+            else:
+                created.instanceId = f"{new_id}:{ev.eventId & 0xFFFF:04x}"
+        state.append(ev)
+    plan = RerunPlan(state=state)
+    _schedule_unfinished(plan, events, new_id, new_execution_id, now_us)
+    return plan
+
+
+def _history_up_to(
+    history: list[pb.HistoryEvent], source_id: str, event_id: int, new_id: str, new_execution_id: str,
+    input: str | None, overwrite_input: bool,
+) -> list[pb.HistoryEvent]:
+    """A copy of the history up to the rerun event, for the new instance, the event marked as rerun."""
     index = next(
         (i for i, e in enumerate(history) if e.eventId == event_id and e.WhichOneof("eventType") in RERUNNABLE),
         None,
@@ -61,18 +82,14 @@ def build_rerun(
             body.ClearField("input")
         else:
             body.input.value = input
+    return events
 
-    state = InstanceState(instance_id=new_id)
-    for ev in events:
-        if ev.HasField("childWorkflowInstanceCreated"):
-            created = ev.childWorkflowInstanceCreated
-            if ev is target and new_child_id:
-                created.instanceId = new_child_id
-            else:
-                created.instanceId = f"{new_id}:{ev.eventId & 0xFFFF:04x}"
-        state.append(ev)
 
-    plan = RerunPlan(state=state)
+def _schedule_unfinished(
+    plan: RerunPlan, events: list[pb.HistoryEvent], new_id: str, new_execution_id: str, now_us: int
+) -> None:
+    """The activities, timers and children the copied history started but did not see finish run again."""
+    state = plan.state
     for ev in events:
         kind = ev.WhichOneof("eventType")
         if kind == "taskScheduled" and ev.eventId not in state.task_results:
@@ -107,4 +124,3 @@ def build_rerun(
                 f"an active workflow with ID '{created.instanceId}' already exists"
             )
             plan.children.append(ChildStart(created.instanceId, created.name, start, conflict, ev.eventId))
-    return plan
