@@ -42,17 +42,22 @@ def main() -> None:
               show_default=True, help="Idle time before a health ping to workers that advertise the capability.")
 @click.option("--lease-seconds", envvar="DURAHUB_LEASE_SECONDS", type=float, default=10.0, show_default=True,
               help="PostgreSQL with several engines: how soon another process takes over a dead one's work.")
+@click.option("--worker-grace-seconds", envvar="DURAHUB_WORKER_GRACE_SECONDS", type=float, default=2.0,
+              show_default=True, help="PostgreSQL with several engines: how long an engine without workers keeps its"
+              " leases before the others take its work over.")
 @click.option("--api-token", envvar="DAPR_API_TOKEN", default=None,
               help="Require this dapr-api-token on every call except health checks.")
 @click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
 def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_message_bytes: int,
-          sqlite_synchronous: str, health_ping_seconds: float, lease_seconds: float, api_token: str | None,
+          sqlite_synchronous: str, health_ping_seconds: float, lease_seconds: float, worker_grace_seconds: float,
+          api_token: str | None,
           log_level: str) -> None:
     """Run the engine: gRPC (TaskHubSidecarService) and HTTP (Dapr health/metadata)."""
     setup_logging(log_level)
     config = Config(host=host, grpc_port=grpc_port, http_port=http_port, db=db, app_id=app_id,
                     max_message_bytes=max_message_bytes, sqlite_synchronous=sqlite_synchronous,
-                    health_ping_seconds=health_ping_seconds, lease_seconds=lease_seconds, log_level=log_level,
+                    health_ping_seconds=health_ping_seconds, lease_seconds=lease_seconds,
+                    worker_grace_seconds=worker_grace_seconds, log_level=log_level,
                     api_token=api_token or None)
     try:
         asyncio.run(_serve(Server(config)))

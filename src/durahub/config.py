@@ -31,6 +31,9 @@ class Config:
     # Shared (PostgreSQL) stores: how long a process's hold on an instance or task outlives its last renewal,
     # i.e. how soon another process takes over the work of one that died.
     lease_seconds: float = 10.0
+    # Shared stores: how long an engine whose last worker went away keeps its leases before releasing them to
+    # the other engines (a worker reconnecting within it keeps its work).
+    worker_grace_seconds: float = 2.0
     # When set, every call but the health endpoints must carry it as `dapr-api-token`.
     api_token: str | None = None
 

@@ -9,12 +9,16 @@ from datetime import timedelta
 import dapr.ext.workflow as wf
 
 port = sys.argv[1]
+STEP_SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 0.05
 rt = wf.WorkflowRuntime(host="127.0.0.1", port=port)
 
 
 @rt.activity(name="mp_step")
 def mp_step(ctx: wf.WorkflowActivityContext, x: int) -> int:
-    time.sleep(0.05)
+    time.sleep(STEP_SECONDS)
+    # Tests count executions from these lines (one write per line: activities run on several threads).
+    sys.stdout.write(f"STEP {ctx.workflow_id} {ctx.task_id}\n")
+    sys.stdout.flush()
     return x + 1
 
 

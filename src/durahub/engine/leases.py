@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from durahub.config import Config
@@ -83,6 +84,9 @@ class SharedLeases(LocalLeases):
         # Until when this process holds each instance it ran a turn of.
         self._held: dict[str, int] = {}
         self._coordinator: asyncio.Task[None] | None = None
+        # Since when no worker has been connected (None while one is), and whether the leases went with them.
+        self._workerless_since: float | None = None
+        self._released = False
 
     async def start(self) -> list[PendingTask]:
         # Other processes may hold tasks: take only what nobody holds, and keep taking (see _coordinate).
@@ -151,30 +155,70 @@ class SharedLeases(LocalLeases):
             self._waiters.notify(instance_id)
 
     async def _coordinate(self) -> None:
-        """Keep leases on work in hand alive, and pick up work that other processes dropped (by dying)."""
+        """Keep leases on work in hand alive while a worker can do it, release them when the workers are gone,
+        and pick up work that other processes dropped (by dying, or by losing their workers)."""
+        # (The grace is noticed at this period: it ends within a quarter lease of its time.)
         period = max(0.05, self._config.lease_seconds / 4)
         while True:
             await asyncio.sleep(period)
             try:
-                now = now_us()
-                until = now + self._lease_us
-                in_flight = [i for i, t in self._scheduler.turns.items() if t is not None]
-                for instance_id in in_flight:
-                    self._held[instance_id] = until
-                if in_flight or len(self._tasks):
-                    await self._shared.renew_leases(in_flight, self._tasks.seqs(), until)
-                if not len(self._streams):
+                if not len(self._streams) and self._workers_gone():
+                    await self._release()
                     continue
-                for instance_id in await self._shared.sweep_ready(now, CLAIM_BATCH):
-                    self._scheduler.schedule(instance_id)
-                if self._tasks.waiting() < CLAIM_BATCH:
-                    for row in await self._shared.claim_tasks(until, now, CLAIM_BATCH):
-                        if self._tasks.get(row.seq) is None:
-                            self._add_task(task_from_row(row))
+                await self._renew_and_take_over()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("event=coordination_failed")
+
+    def _workers_gone(self) -> bool:
+        """No worker has been connected for the grace period (one reconnecting at once keeps its work)."""
+        now = time.monotonic()
+        if self._workerless_since is None:
+            self._workerless_since = now
+        return now - self._workerless_since >= self._config.worker_grace_seconds
+
+    async def _release(self) -> None:
+        """Nothing here can make progress: hand everything held to the other engines, as if this one had died.
+        Once is enough: with no worker, no turn runs and no task is claimed."""
+        if self._released:
+            return
+        self._released = True
+        instances, tasks = await self._shared.release_leases()
+        self._held.clear()
+        for task in list(self._tasks):
+            self._tasks.drop(task)
+        if instances or tasks:
+            log.info("event=leases_released reason=no_workers instances=%d tasks=%d grace_s=%.1f", instances, tasks,
+                     self._config.worker_grace_seconds)
+
+    async def _renew_and_take_over(self) -> None:
+        if len(self._streams):
+            self._workerless_since = None
+            self._released = False
+        now = now_us()
+        until = now + self._lease_us
+        in_flight = [i for i, t in self._scheduler.turns.items() if t is not None]
+        for instance_id in in_flight:
+            self._held[instance_id] = until
+        if in_flight or len(self._tasks):
+            await self._shared.renew_leases(in_flight, self._tasks.seqs(), until)
+        if not len(self._streams):
+            return  # within the grace: keep what is held, take nothing new
+        ready = await self._shared.sweep_ready(now, CLAIM_BATCH)
+        others = sorted({owner for _, owner in ready if owner is not None and owner != self.owner})
+        taken = sum(1 for _, owner in ready if owner is not None and owner != self.owner)
+        if taken:
+            log.info("event=instances_taken_over count=%d from=%s", taken, ",".join(others))
+        for instance_id, _ in ready:
+            self._scheduler.schedule(instance_id)
+        if self._tasks.waiting() < CLAIM_BATCH:
+            claimed = [row for row in await self._shared.claim_tasks(until, now, CLAIM_BATCH)
+                       if self._tasks.get(row.seq) is None]
+            if claimed:
+                log.info("event=tasks_taken_over count=%d", len(claimed))
+            for row in claimed:
+                self._add_task(task_from_row(row))
 
 
 Leases = LocalLeases

@@ -250,9 +250,14 @@ class SharedStore(Store):
         `limit`, in seq order."""
 
     @abc.abstractmethod
-    async def sweep_ready(self, now_us: int, limit: int) -> list[str]:
+    async def release_leases(self) -> tuple[int, int]:
+        """End every lease this owner holds, at once, so that other processes take the work over (an engine
+        whose workers are gone). Returns how many instance and task leases ended."""
+
+    @abc.abstractmethod
+    async def sweep_ready(self, now_us: int, limit: int) -> list[tuple[str, str | None]]:
         """Instances with visible inbox events that no other process holds a live lease on: work another process
-        left behind."""
+        left behind; each with the owner of its last lease (None if it never had one)."""
 
     @abc.abstractmethod
     def listen(self, callback: Callable[[str, str, str], object]) -> None:

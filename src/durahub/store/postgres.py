@@ -133,5 +133,8 @@ class PostgresStore(SqlStore, SharedStore):
         skip_locked = self.dialect.skip_locked
         return await self.runner.write(lambda c: tx.claim_tasks(c, self.owner, until_us, now_us, limit, skip_locked))
 
-    async def sweep_ready(self, now_us: int, limit: int) -> list[str]:
+    async def release_leases(self) -> tuple[int, int]:
+        return await self.runner.write(lambda c: tx.release_leases(c, self.owner))
+
+    async def sweep_ready(self, now_us: int, limit: int) -> list[tuple[str, str | None]]:
         return await self.runner.read(lambda c: q.sweep_ready(c, self.owner, now_us, limit))

@@ -80,15 +80,16 @@ def list_instance_ids(c: Conn, after: str | None, limit: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-def sweep_ready(c: Conn, owner: str, now_us: int, limit: int) -> list[str]:
-    """Instances with visible inbox events and no live lease but `owner`'s (shared stores)."""
+def sweep_ready(c: Conn, owner: str, now_us: int, limit: int) -> list[tuple[str, str | None]]:
+    """Instances with visible inbox events and no live lease but `owner`'s (shared stores), with the owner of
+    their last lease."""
     rows = c.execute(
-        "SELECT DISTINCT i.instance_id FROM inbox i JOIN instances s ON s.instance_id = i.instance_id"
+        "SELECT DISTINCT i.instance_id, s.lease_owner FROM inbox i JOIN instances s ON s.instance_id = i.instance_id"
         " WHERE i.visible_us <= ? AND (s.lease_owner IS NULL OR s.lease_owner = ? OR s.lease_until < ?)"
         " LIMIT ?",
         (now_us, owner, now_us, limit),
     )
-    return [r[0] for r in rows]
+    return [(r[0], r[1]) for r in rows]
 
 
 def query_instances(c: Conn, query: InstanceQuery) -> list[InstanceRow]:

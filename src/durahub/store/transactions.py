@@ -361,6 +361,16 @@ def renew_leases(c: Conn, owner: str, instance_ids: list[str], task_seqs: list[i
                   [(until_us, s, owner) for s in task_seqs])
 
 
+def release_leases(c: Conn, owner: str) -> tuple[int, int]:
+    """End every lease `owner` holds now (they expire; the owner stays recorded, so a takeover can say from
+    whom). Returns how many instance and task leases ended."""
+    instances = c.execute("UPDATE instances SET lease_until = 0 WHERE lease_owner = ? AND lease_until > 0",
+                          (owner,)).rowcount
+    tasks = c.execute("UPDATE tasks SET lease_until = 0 WHERE lease_owner = ? AND lease_until > 0",
+                      (owner,)).rowcount
+    return instances, tasks
+
+
 def claim_tasks(c: Conn, owner: str, until_us: int, now_us: int, limit: int, skip_locked: str) -> list[TaskRow]:
     """Lease up to `limit` tasks nobody holds (or whose holder stopped renewing); `skip_locked` is
     `Dialect.skip_locked`."""

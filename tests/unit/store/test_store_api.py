@@ -37,7 +37,7 @@ def test_only_the_postgres_store_is_shared() -> None:
     assert issubclass(PostgresStore, SharedStore)
     assert PostgresStore("postgresql://x@127.0.0.1:1/x").shared is True
     assert SqliteStore(":memory:").shared is False
-    leases = {"acquire_instance", "renew_leases", "claim_tasks", "sweep_ready", "listen"}
+    leases = {"acquire_instance", "renew_leases", "release_leases", "claim_tasks", "sweep_ready", "listen"}
     assert leases <= SharedStore.__abstractmethods__
     assert not leases & set(dir(Store))
     assert not inspect.isabstract(PostgresStore) and not inspect.isabstract(SqliteStore)
