@@ -185,8 +185,8 @@ async def _durahub_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=lookup(EXTENSION_HTTP, exc) or 500)
 
 
-def create_extensions_app(engine: Engine) -> FastAPI:
-    app = FastAPI(
+def _new_app() -> FastAPI:
+    return FastAPI(
         exception_handlers={DurahubError: _durahub_error},
         title="durahub extension API",
         version=__version__,
@@ -194,6 +194,10 @@ def create_extensions_app(engine: Engine) -> FastAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
+
+
+def create_extensions_app(engine: Engine) -> FastAPI:
+    app = _new_app()
 
     async def _row_or_404(instance_id: str) -> InstanceRow:
         row = await engine.get_instance(instance_id)
