@@ -1,4 +1,4 @@
-"""A/B: the same benchmark for two durahub source trees in one script, interleaved (A B A B ...), so that a
+"""A/B: the same benchmark for two durahub source trees in one script, interleaved (A B B A A B ...), so that a
 change is judged against its parent under the same machine conditions. Prints each figure's median per tree
 and the B/A ratio.
 
@@ -43,7 +43,9 @@ def main() -> int:
     sizes: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.rounds):
-            for label, src in (("A", args.a), ("B", args.b)):
+            # A B, then B A, ...: a machine that drifts slower or faster during the script favours neither.
+            order = (("A", args.a), ("B", args.b)) if i % 2 == 0 else (("B", args.b), ("A", args.a))
+            for label, src in order:
                 print(f"round {i + 1}/{args.rounds}: {label} = {src}", file=sys.stderr, flush=True)
                 data = run_once(src, args, Path(tmp) / f"{label}{i}.json")
                 sizes = data["sizes"]
