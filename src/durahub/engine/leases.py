@@ -206,10 +206,9 @@ class SharedLeases(LocalLeases):
         if not len(self._streams):
             return  # within the grace: keep what is held, take nothing new
         ready = await self._shared.sweep_ready(now, CLAIM_BATCH)
-        others = sorted({owner for _, owner in ready if owner is not None and owner != self.owner})
-        taken = sum(1 for _, owner in ready if owner is not None and owner != self.owner)
+        taken = [owner for _, owner in ready if owner is not None and owner != self.owner]
         if taken:
-            log.info("event=instances_taken_over count=%d from=%s", taken, ",".join(others))
+            log.info("event=instances_taken_over count=%d from=%s", len(taken), ",".join(sorted(set(taken))))
         for instance_id, _ in ready:
             self._scheduler.schedule(instance_id)
         if self._tasks.waiting() < CLAIM_BATCH:
@@ -219,6 +218,3 @@ class SharedLeases(LocalLeases):
                 log.info("event=tasks_taken_over count=%d", len(claimed))
             for row in claimed:
                 self._add_task(task_from_row(row))
-
-
-Leases = LocalLeases
