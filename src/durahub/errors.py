@@ -7,12 +7,27 @@ The protocol adapters translate them into their wire's statuses with one table p
 from __future__ import annotations
 
 
+def shown_id(key: str) -> str:
+    """The instance id of an instance key ("<app>|<id>", `durahub.core.apps`) as messages show it. The
+    instance errors below are raised with keys; `.instance_id` keeps the key."""
+    _, sep, instance_id = key.partition("|")
+    return instance_id if sep else key
+
+
 class DurahubError(Exception):
     """Base class of the errors a request can meet; anything else reaching an adapter is a bug."""
 
 
 class InvalidRequest(DurahubError):
     """A request no store could keep (the same rule for every backend)."""
+
+
+class InvalidAppId(InvalidRequest):
+    def __init__(self, app_id: str) -> None:
+        super().__init__(
+            f"workflow app ID '{app_id}' is invalid: only alphanumeric, dash and underscore characters are allowed"
+        )
+        self.app_id = app_id
 
 
 class EngineStopping(DurahubError):
@@ -26,13 +41,13 @@ class StoreError(DurahubError):
 
 class InstanceNotFound(StoreError):
     def __init__(self, instance_id: str) -> None:
-        super().__init__(f"no such instance exists: '{instance_id}'")
+        super().__init__(f"no such instance exists: '{shown_id(instance_id)}'")
         self.instance_id = instance_id
 
 
 class InstanceExists(StoreError):
     def __init__(self, instance_id: str, message: str | None = None) -> None:
-        super().__init__(message or f"an active workflow with ID '{instance_id}' already exists")
+        super().__init__(message or f"an active workflow with ID '{shown_id(instance_id)}' already exists")
         self.instance_id = instance_id
 
 
@@ -46,19 +61,19 @@ class StorageFailure(StoreError):
 
 class LeaseLost(StoreError):
     def __init__(self, instance_id: str) -> None:
-        super().__init__(f"lease on workflow instance '{instance_id}' was lost to another engine process")
+        super().__init__(f"lease on workflow instance '{shown_id(instance_id)}' was lost to another engine process")
         self.instance_id = instance_id
 
 
 class InstanceStalled(StoreError):
     def __init__(self, instance_id: str) -> None:
-        super().__init__(f"workflow is stalled: '{instance_id}'")
+        super().__init__(f"workflow is stalled: '{shown_id(instance_id)}'")
         self.instance_id = instance_id
 
 
 class InstanceNotTerminal(StoreError):
     def __init__(self, instance_id: str) -> None:
-        super().__init__(f"orchestration has not yet completed: '{instance_id}'")
+        super().__init__(f"orchestration has not yet completed: '{shown_id(instance_id)}'")
         self.instance_id = instance_id
 
 

@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import uuid
+from dataclasses import dataclass
 
 import grpc
 import uvicorn
@@ -19,6 +20,7 @@ from durahub.api.http import create_app
 from durahub.api.malformed import MalformedRequestInterceptor
 from durahub.api.taskhub import TaskHubService
 from durahub.config import Config
+from durahub.core.apps import check_app_id
 from durahub.engine import Engine
 from durahub.protos import taskhub_grpc
 from durahub.store.base import Store
@@ -75,21 +77,36 @@ def open_store(config: Config, owner: str = "") -> Store:
     if config.db.startswith(("postgresql://", "postgres://")):
         from durahub.store.postgres import PostgresStore
 
-        return PostgresStore(config.db, owner=owner)
-    return SqliteStore(config.db, synchronous=config.sqlite_synchronous, owner=owner)
+        return PostgresStore(config.db, owner=owner, app_id=config.app_id)
+    return SqliteStore(config.db, synchronous=config.sqlite_synchronous, owner=owner, app_id=config.app_id)
+
+
+@dataclass
+class Endpoint:
+    """One app's listeners: workers connecting to its gRPC port are that app's, and its HTTP API addresses that
+    app's instances (Dapr gives each app a sidecar; durahub gives each an endpoint)."""
+
+    app_id: str
+    grpc: grpc.aio.Server
+    http: uvicorn.Server
+    http_task: asyncio.Task[None]
+    grpc_port: int
+    http_port: int
 
 
 class Server:
-    """One durahub engine with its listeners. `await start()` / `await stop()`, or `start_in_thread()`."""
+    """One durahub engine with its listeners. `await start()` / `await stop()`, or `start_in_thread()`.
+
+    The engine's own app (`config.app_id`) is served on the configured ports; `open_app` opens an endpoint for
+    another app on one engine (`POST /durahub/v1/apps`, used by `durahub run --app-id` when it attaches)."""
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
         self.owner = new_owner_id()
         self.store = open_store(self.config, owner=self.owner)
         self.engine = Engine(self.config, self.store)
-        self._grpc: grpc.aio.Server | None = None
-        self._http: uvicorn.Server | None = None
-        self._http_task: asyncio.Task[None] | None = None
+        self.endpoints: dict[str, Endpoint] = {}
+        self._opening: asyncio.Lock | None = None  # created on the loop, in start()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.grpc_port = self.config.grpc_port
@@ -98,41 +115,63 @@ class Server:
     async def start(self) -> None:
         await self.store.open()
         await self.engine.start()
+        self._opening = asyncio.Lock()
+        main = await self._open_endpoint(self.config.app_id, self.config.grpc_port, self.config.http_port)
+        self.grpc_port, self.http_port = main.grpc_port, main.http_port
+        log.info("event=server_started app=%s grpc=%s:%d http=%s:%d db=%s", self.config.app_id, self.config.host,
+                 self.grpc_port, self.config.host, self.http_port, self.config.db)
+
+    async def open_app(self, app_id: str, grpc_port: int = 0, http_port: int = 0) -> tuple[int, int]:
+        """The (gRPC, HTTP) ports of `app_id`'s endpoint, opened now if it has none (0: any free port)."""
+        check_app_id(app_id)
+        assert self._opening is not None, "the server is not started"
+        async with self._opening:
+            endpoint = self.endpoints.get(app_id)
+            if endpoint is None:
+                endpoint = await self._open_endpoint(app_id, grpc_port, http_port)
+                log.info("event=app_endpoint_opened app=%s grpc=%d http=%d", app_id, endpoint.grpc_port,
+                         endpoint.http_port)
+            return endpoint.grpc_port, endpoint.http_port
+
+    def app_ports(self) -> dict[str, tuple[int, int]]:
+        return {app: (e.grpc_port, e.http_port) for app, e in self.endpoints.items()}
+
+    async def _open_endpoint(self, app_id: str, grpc_port: int, http_port: int) -> Endpoint:
+        host = self.config.host
         token = self.config.api_token
         interceptors: list[grpc.aio.ServerInterceptor] = [GrpcTokenInterceptor(token)] if token else []
         interceptors.append(MalformedRequestInterceptor())
-        self._grpc = grpc.aio.server(options=grpc_options(self.config), interceptors=interceptors)
+        server = grpc.aio.server(options=grpc_options(self.config), interceptors=interceptors)
         taskhub_grpc.add_TaskHubSidecarServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            TaskHubService(self.engine), self._grpc)
-        add_dapr_workflow_methods(DaprWorkflowService(self.engine), self._grpc)
-        self.grpc_port = self._grpc.add_insecure_port(f"{self.config.host}:{self.config.grpc_port}")
-        if self.grpc_port == 0:
-            raise OSError(f"cannot listen for gRPC on {self.config.host}:{self.config.grpc_port}")
-        await self._grpc.start()
-        app = create_app(self.engine)
-        http_config = uvicorn.Config(
-            HttpTokenMiddleware(app, token) if token else app, host=self.config.host, port=self.config.http_port, log_level="warning",
-            lifespan="off",
-        )
-        self._http = uvicorn.Server(http_config)
-        self._http_task = asyncio.create_task(self._http.serve(), name="durahub-http")
-        while not self._http.started:
-            if self._http_task.done():
-                self._http_task.result()
-                raise OSError(f"cannot listen for HTTP on {self.config.host}:{self.config.http_port}")
+            TaskHubService(self.engine, app_id), server)
+        add_dapr_workflow_methods(DaprWorkflowService(self.engine, app_id), server)
+        bound = server.add_insecure_port(f"{host}:{grpc_port}")
+        if bound == 0:
+            raise OSError(f"cannot listen for gRPC on {host}:{grpc_port}")
+        await server.start()
+        app = create_app(self.engine, app_id, self)
+        http = uvicorn.Server(uvicorn.Config(HttpTokenMiddleware(app, token) if token else app, host=host,
+                                             port=http_port, log_level="warning", lifespan="off"))
+        task = asyncio.create_task(http.serve(), name=f"durahub-http-{app_id}")
+        while not http.started:
+            if task.done():
+                await server.stop(None)
+                task.result()
+                raise OSError(f"cannot listen for HTTP on {host}:{http_port}")
             await asyncio.sleep(0.01)
-        if self.config.http_port == 0:
-            self.http_port = self._http.servers[0].sockets[0].getsockname()[1]
-        log.info("event=server_started grpc=%s:%d http=%s:%d db=%s", self.config.host, self.grpc_port,
-                 self.config.host, self.http_port, self.config.db)
+        bound_http = http.servers[0].sockets[0].getsockname()[1] if http_port == 0 else http_port
+        endpoint = Endpoint(app_id, server, http, task, bound, bound_http)
+        self.endpoints[app_id] = endpoint
+        return endpoint
 
     async def stop(self, grace: float = 5.0) -> None:
         self.engine.end_streams()
-        if self._grpc is not None:
-            await self._grpc.stop(grace)
-        if self._http is not None and self._http_task is not None:
-            self._http.should_exit = True
-            await self._http_task
+        endpoints = list(self.endpoints.values())
+        await asyncio.gather(*(e.grpc.stop(grace) for e in endpoints))
+        for e in endpoints:
+            e.http.should_exit = True
+        await asyncio.gather(*(e.http_task for e in endpoints))
+        self.endpoints.clear()
         await self.engine.stop()
         await self.store.close()
         log.info("event=server_stopped")

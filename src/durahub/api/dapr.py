@@ -17,6 +17,7 @@ from google.protobuf import empty_pb2
 
 from durahub.api.common import dapr_id_error, workflow_properties
 from durahub.api.errors import grpc_errors
+from durahub.core.apps import check_app_id
 from durahub.core.state import status_name
 from durahub.core.time import us_to_ts
 from durahub.engine import Engine
@@ -36,8 +37,15 @@ def _not_found(instance_id: str) -> str:
 
 @grpc_errors
 class DaprWorkflowService(dapr_pb2_grpc.DaprServicer):
-    def __init__(self, engine: Engine) -> None:
+    """One app's endpoint; a request's `app_id` (Dapr 1.19) addresses another app's instance."""
+
+    def __init__(self, engine: Engine, app_id: str | None = None) -> None:
         self.engine = engine
+        self.app_id = app_id or engine.config.app_id
+
+    def _app(self, request: Any) -> str:
+        target = getattr(request, "app_id", "")
+        return check_app_id(target) if target else self.app_id
 
     async def StartWorkflowBeta1(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         instance_id = request.instance_id or str(uuid.uuid4())
@@ -59,7 +67,8 @@ class DaprWorkflowService(dapr_pb2_grpc.DaprServicer):
         except UnicodeDecodeError:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "workflow input must be UTF-8 text")
         try:
-            await self.engine.start_instance(instance_id, request.workflow_name, input, scheduled_us)
+            await self.engine.start_instance(instance_id, request.workflow_name, input, scheduled_us,
+                                             app=self._app(request))
         except InstanceExists as exc:
             await context.abort(
                 grpc.StatusCode.ALREADY_EXISTS,
@@ -70,7 +79,7 @@ class DaprWorkflowService(dapr_pb2_grpc.DaprServicer):
 
     async def GetWorkflowBeta1(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await _require_id(request.instance_id, context)
-        row = await self.engine.get_instance(request.instance_id)
+        row = await self.engine.get_instance(request.instance_id, app=self._app(request))
         if row is None:
             # daprd answers OK with only the id; old clients read the empty status as "no such instance".
             return wpb.GetWorkflowResponse(instance_id=request.instance_id)
@@ -86,7 +95,7 @@ class DaprWorkflowService(dapr_pb2_grpc.DaprServicer):
     async def TerminateWorkflowBeta1(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await _require_id(request.instance_id, context)
         try:
-            await self.engine.terminate(request.instance_id, None, True)
+            await self.engine.terminate(request.instance_id, None, True, app=self._app(request))
         except InstanceNotFound:
             await context.abort(grpc.StatusCode.NOT_FOUND, _not_found(request.instance_id))
         return empty_pb2.Empty()
@@ -94,7 +103,7 @@ class DaprWorkflowService(dapr_pb2_grpc.DaprServicer):
     async def PurgeWorkflowBeta1(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await _require_id(request.instance_id, context)
         try:
-            await self.engine.purge(request.instance_id, True)
+            await self.engine.purge(request.instance_id, True, app=self._app(request))
         except InstanceNotFound:
             await context.abort(grpc.StatusCode.NOT_FOUND, _not_found(request.instance_id))
         except StoreError as exc:
@@ -105,7 +114,7 @@ class DaprWorkflowService(dapr_pb2_grpc.DaprServicer):
     async def PauseWorkflowBeta1(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await _require_id(request.instance_id, context)
         try:
-            await self.engine.suspend(request.instance_id, None)
+            await self.engine.suspend(request.instance_id, None, app=self._app(request))
         except InstanceNotFound:
             await context.abort(grpc.StatusCode.NOT_FOUND, _not_found(request.instance_id))
         return empty_pb2.Empty()
@@ -113,7 +122,7 @@ class DaprWorkflowService(dapr_pb2_grpc.DaprServicer):
     async def ResumeWorkflowBeta1(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await _require_id(request.instance_id, context)
         try:
-            await self.engine.resume(request.instance_id, None)
+            await self.engine.resume(request.instance_id, None, app=self._app(request))
         except InstanceNotFound:
             await context.abort(grpc.StatusCode.NOT_FOUND, _not_found(request.instance_id))
         return empty_pb2.Empty()
@@ -127,7 +136,7 @@ class DaprWorkflowService(dapr_pb2_grpc.DaprServicer):
         except UnicodeDecodeError:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "event data must be UTF-8 text")
         try:
-            await self.engine.raise_event(request.instance_id, request.event_name, data)
+            await self.engine.raise_event(request.instance_id, request.event_name, data, app=self._app(request))
         except InstanceNotFound:
             await context.abort(grpc.StatusCode.NOT_FOUND, _not_found(request.instance_id))
         except StoreError as exc:

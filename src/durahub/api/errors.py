@@ -20,6 +20,7 @@ from durahub.errors import (
     InstanceNotFound,
     InstanceNotTerminal,
     InstanceStalled,
+    InvalidAppId,
     InvalidRequest,
     LeaseLost,
     RerunInvalid,
@@ -62,6 +63,7 @@ EXTENSION_HTTP: dict[type[DurahubError], int] = {
 
 # HTTP: Dapr's workflow API answers {"errorCode", "message"} with these where no call site says otherwise.
 DAPR_HTTP: dict[type[DurahubError], tuple[int, str]] = {
+    InvalidAppId: (400, "ERR_WORKFLOW_APP_ID_INVALID"),
     InvalidRequest: (400, "ERR_MALFORMED_REQUEST"),
     StorageFailure: (503, "ERR_STORAGE_UNAVAILABLE"),
     LeaseLost: (503, "ERR_STORAGE_UNAVAILABLE"),
@@ -69,7 +71,7 @@ DAPR_HTTP: dict[type[DurahubError], tuple[int, str]] = {
 }
 
 # Errors whose message stands alone (no "what was being done: " prefix).
-_UNPREFIXED = (EngineStopping,)
+_UNPREFIXED = (EngineStopping, InvalidAppId)
 
 S = TypeVar("S")
 

@@ -3,9 +3,10 @@ waiting for a status change). Documented by the OpenAPI schema served at `/durah
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -43,6 +44,17 @@ Text = Annotated[str, Field(pattern=NO_NUL)]
 InstanceIdPath = Annotated[str, Path(pattern=NO_NUL, max_length=MAX_ID_LENGTH)]
 
 StatusQuery = Annotated[list[Status] | None, Query(description="Repeat to match any of several statuses")]
+APP_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+AppQuery = Annotated[str | None, Query(alias="appID", max_length=256, pattern=APP_ID_PATTERN,
+                                       description="The instance's app (default: this endpoint's app)")]
+
+
+class AppEndpoints(Protocol):
+    """What can open an app's own endpoint (the server): its gRPC and HTTP ports."""
+
+    def open_app(self, app_id: str, grpc_port: int, http_port: int) -> Awaitable[tuple[int, int]]: ...
+
+    def app_ports(self) -> dict[str, tuple[int, int]]: ...
 
 
 class Failure(BaseModel):
@@ -53,12 +65,14 @@ class Failure(BaseModel):
 
 class Instance(BaseModel):
     instance_id: str
+    app_id: str = Field(description="The app the instance belongs to")
     workflow_name: str
     status: Status
     created_at: datetime
     last_updated_at: datetime
     completed_at: datetime | None = None
     parent_instance_id: str | None = None
+    parent_app_id: str | None = None
     execution_id: str = ""
     input: str | None = Field(None, description="The stored JSON input, as a string")
     output: str | None = Field(None, description="The stored JSON output, as a string")
@@ -101,6 +115,8 @@ class RerunResponse(BaseModel):
 
 
 class Filter(BaseModel):
+    app_id: str | None = Field(None, max_length=256, pattern=APP_ID_PATTERN,
+                               description="One app's instances (default: every app's)")
     statuses: list[Status] = Field(default_factory=list)
     workflow_name: Text | None = None
     created_from: datetime | None = None
@@ -115,6 +131,20 @@ class TerminateRequest(Filter):
 
 class Count(BaseModel):
     count: int
+
+
+class App(BaseModel):
+    app_id: str
+    workers: int = Field(description="Workers of the app connected to this engine")
+    queued: int = Field(description="Turns and activities waiting for one of its workers")
+    grpc_port: int | None = Field(None, description="The app's own endpoint, where it has one")
+    http_port: int | None = None
+
+
+class OpenAppRequest(BaseModel):
+    app_id: str = Field(max_length=256, pattern=APP_ID_PATTERN)
+    grpc_port: int = Field(0, ge=0, le=65535, description="0: any free port")
+    http_port: int = Field(0, ge=0, le=65535, description="0: any free port")
 
 
 class ErrorBody(BaseModel):
@@ -132,10 +162,11 @@ def instance_model(row: InstanceRow) -> Instance:
         failure = Failure(error_type=f.errorType, error_message=f.errorMessage,
                           stack_trace=f.stackTrace.value if f.HasField("stackTrace") else None)
     return Instance(
-        instance_id=row.instance_id, workflow_name=row.name, status=Status(status_name(row.status)),
+        instance_id=row.instance_id, app_id=row.app_id, workflow_name=row.name, status=Status(status_name(row.status)),
         created_at=_dt(row.created_us), last_updated_at=_dt(row.updated_us),
         completed_at=_dt(row.completed_us) if row.completed_us is not None else None,
-        parent_instance_id=row.parent_instance_id, execution_id=row.execution_id, input=row.input,
+        parent_instance_id=row.parent_instance_id, parent_app_id=row.parent_app_id,
+        execution_id=row.execution_id, input=row.input,
         output=row.output, custom_status=row.custom_status, failure=failure, properties=workflow_properties(row),
     )
 
@@ -154,18 +185,18 @@ def _us(value: datetime | None) -> int | None:
 
 def _query(f: Filter, limit: int = MAX_PAGE, after: tuple[int, str] | None = None) -> InstanceQuery:
     return InstanceQuery(
-        statuses=[status_from_name(s.value) for s in f.statuses], name=f.workflow_name,
+        app_id=f.app_id, statuses=[status_from_name(s.value) for s in f.statuses], name=f.workflow_name,
         created_from_us=_us(f.created_from), created_to_us=_us(f.created_to), id_prefix=f.instance_id_prefix,
         parent_id=f.parent_instance_id, after=after, limit=limit,
     )
 
 
-# A keyset cursor: "<created_us>:<instance_id>" of the last row of the previous page.
+# A keyset cursor: "<created_us>:<instance key>" of the last row of the previous page.
 CURSOR_PATTERN = r"^[0-9]{1,18}:[^\x00]*$"
 
 
 def encode_cursor(row: InstanceRow) -> str:
-    return f"{row.created_us}:{row.instance_id}"
+    return f"{row.created_us}:{row.key}"
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
@@ -196,14 +227,38 @@ def _new_app() -> FastAPI:
     )
 
 
-def create_extensions_app(engine: Engine) -> FastAPI:
+def create_extensions_app(engine: Engine, own_app: str | None = None, apps: AppEndpoints | None = None) -> FastAPI:
+    """The API as served on one app's endpoint (`own_app`): instance routes address that app's instances unless
+    `?appID=` names another; listings cover every app unless filtered."""
     app = _new_app()
+    endpoint_app = own_app or engine.config.app_id
 
-    async def _row_or_404(instance_id: str) -> InstanceRow:
-        row = await engine.get_instance(instance_id)
+    async def _row_or_404(instance_id: str, app_id: str | None = None) -> InstanceRow:
+        row = await engine.get_instance(instance_id, app=app_id or endpoint_app)
         if row is None:
             raise HTTPException(status_code=404, detail=f"workflow instance '{instance_id}' not found")
         return row
+
+    @app.get("/apps", response_model=list[App], summary="The apps this engine serves, with their workers")
+    async def list_apps() -> list[App]:
+        ports = apps.app_ports() if apps is not None else {}
+        return [App(app_id=str(a["app_id"]), workers=int(str(a["workers"])), queued=int(str(a["queued"])),
+                    grpc_port=ports.get(str(a["app_id"]), (None, None))[0],
+                    http_port=ports.get(str(a["app_id"]), (None, None))[1])
+                for a in engine.apps()]
+
+    @app.post("/apps", response_model=App, responses=ERRORS,
+              summary="Open an app's own endpoint (gRPC and HTTP ports): workers connecting there are that app's"
+                      " (what `durahub run --app-id` does when it attaches to a running engine)")
+    async def open_app(body: OpenAppRequest) -> App:
+        if apps is None:
+            raise HTTPException(status_code=409, detail="this engine cannot open endpoints for other apps")
+        try:
+            grpc_port, http_port = await apps.open_app(body.app_id, body.grpc_port, body.http_port)
+        except OSError as exc:
+            raise HTTPException(status_code=409, detail=f"cannot open an endpoint for app '{body.app_id}': {exc}") from None
+        return App(app_id=body.app_id, workers=engine.workers_of(body.app_id), queued=0, grpc_port=grpc_port,
+                   http_port=http_port)
 
     @app.get("/instances", response_model=InstancePage, responses=ERRORS, summary="List instances")
     async def list_instances(
@@ -216,9 +271,12 @@ def create_extensions_app(engine: Engine) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
         cursor: Annotated[str | None, Query(max_length=4 * MAX_ID_LENGTH, pattern=CURSOR_PATTERN,
                                             description="next_cursor of the previous page")] = None,
+        app_id: Annotated[str | None, Query(alias="appID", max_length=256, pattern=APP_ID_PATTERN,
+                                            description="One app's instances (default: every app's)")] = None,
     ) -> InstancePage:
-        f = Filter(statuses=status or [], workflow_name=workflow_name, created_from=created_from, created_to=created_to,
-                   instance_id_prefix=instance_id_prefix, parent_instance_id=parent_instance_id)
+        f = Filter(app_id=app_id, statuses=status or [], workflow_name=workflow_name, created_from=created_from,
+                   created_to=created_to, instance_id_prefix=instance_id_prefix,
+                   parent_instance_id=parent_instance_id)
         after = decode_cursor(cursor) if cursor else None
         rows = await engine.query_instances(_query(f, limit + 1, after))
         page = rows[:limit]
@@ -227,9 +285,9 @@ def create_extensions_app(engine: Engine) -> FastAPI:
 
     @app.get("/instances/{instance_id}", response_model=InstanceWithHistory, responses=ERRORS,
              summary="One instance with its full history")
-    async def get_instance(instance_id: InstanceIdPath) -> InstanceWithHistory:
-        row = await _row_or_404(instance_id)
-        history = await engine.history(instance_id) or []
+    async def get_instance(instance_id: InstanceIdPath, app_id: AppQuery = None) -> InstanceWithHistory:
+        row = await _row_or_404(instance_id, app_id)
+        history = await engine.history(instance_id, app=row.app_id) or []
         return InstanceWithHistory(**instance_model(row).model_dump(), history=[event_model(e) for e in history])
 
     @app.get("/instances/{instance_id}/wait", response_model=WaitResult, responses=ERRORS,
@@ -240,8 +298,9 @@ def create_extensions_app(engine: Engine) -> FastAPI:
         status: StatusQuery = None,
         changed_after: Annotated[datetime | None, Query(description="Return once lastUpdatedAt is later")] = None,
         timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 30.0,
+        app_id: AppQuery = None,
     ) -> WaitResult:
-        await _row_or_404(instance_id)
+        app_id = (await _row_or_404(instance_id, app_id)).app_id
         wanted = {status_from_name(s.value) for s in status or []} or set(TERMINAL_STATUSES)
         after_us = _us(changed_after)
 
@@ -250,16 +309,16 @@ def create_extensions_app(engine: Engine) -> FastAPI:
                 return row.updated_us > after_us
             return row.status in wanted
 
-        row = await engine.wait_for(instance_id, done, timeout)
+        row = await engine.wait_for(instance_id, done, timeout, app=app_id)
         if row is not None:
             return WaitResult(instance=instance_model(row), timed_out=False)
-        return WaitResult(instance=instance_model(await _row_or_404(instance_id)), timed_out=True)
+        return WaitResult(instance=instance_model(await _row_or_404(instance_id, app_id)), timed_out=True)
 
     @app.post("/instances/{instance_id}/rerun", response_model=RerunResponse, status_code=202, responses=ERRORS,
               summary="Start a new instance that replays this finished one up to an event and runs on from there")
-    async def rerun(instance_id: InstanceIdPath, body: RerunRequest) -> RerunResponse:
+    async def rerun(instance_id: InstanceIdPath, body: RerunRequest, app_id: AppQuery = None) -> RerunResponse:
         new_id = await engine.rerun_from_event(instance_id, body.event_id, body.new_instance_id, body.input,
-                                               body.overwrite_input)
+                                               body.overwrite_input, app=app_id or endpoint_app)
         return RerunResponse(new_instance_id=new_id)
 
     @app.post("/purge", response_model=Count, responses=ERRORS,

@@ -18,7 +18,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from durahub import __version__
 from durahub.api.common import dapr_id_error, workflow_properties
 from durahub.api.errors import DAPR_HTTP, lookup
-from durahub.api.extensions import create_extensions_app
+from durahub.api.extensions import AppEndpoints, create_extensions_app
+from durahub.core.apps import check_app_id
 from durahub.core.state import status_name
 from durahub.core.time import us_to_ts
 from durahub.engine import Engine
@@ -55,6 +56,7 @@ def workflow_json(row: InstanceRow) -> dict[str, object]:
         "createdAt": us_to_ts(row.created_us).ToJsonString(),
         "lastUpdatedAt": us_to_ts(row.updated_us).ToJsonString(),
         "runtimeStatus": status_name(row.status),
+        "appID": row.app_id,
     }
     if properties:
         body["properties"] = properties
@@ -74,11 +76,17 @@ async def read_body(request: Request, limit: int) -> str | Response:
 
 
 class DaprWorkflowHandlers:
-    """The handlers of Dapr's health, metadata and workflow routes, over one engine."""
+    """The handlers of Dapr's health, metadata and workflow routes of one app's endpoint. Dapr 1.19's `?appID=`
+    addresses another app's instance."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, app_id: str | None = None) -> None:
         self.engine = engine
+        self.app_id = app_id or engine.config.app_id
         self.limit = engine.config.max_message_bytes
+
+    def app(self, request: Request) -> str:
+        target = request.query_params.get("appID")
+        return check_app_id(target) if target else self.app_id
 
     async def healthz(self, request: Request) -> Response:
         return Response(status_code=204)
@@ -86,13 +94,14 @@ class DaprWorkflowHandlers:
     async def metadata(self, request: Request) -> Response:
         return JSONResponse(
             {
-                "id": self.engine.config.app_id,
+                "id": self.app_id,
                 "runtimeVersion": f"durahub-{__version__}",
                 "enabledFeatures": [],
                 "actors": [],
                 "components": [],
-                "extended": {},
-                "workflows": {"connectedWorkers": self.engine.connected_workers},
+                # Dapr's extended metadata is string to string: the apps this engine serves, comma-separated.
+                "extended": {"durahub.apps": ",".join(str(a["app_id"]) for a in self.engine.apps())},
+                "workflows": {"connectedWorkers": self.engine.workers_of(self.app_id)},
             }
         )
 
@@ -106,7 +115,7 @@ class DaprWorkflowHandlers:
         if isinstance(body, Response):
             return body
         try:
-            await self.engine.start_instance(instance_id, name, body)
+            await self.engine.start_instance(instance_id, name, body, app=self.app(request))
         except InstanceExists as exc:
             return dapr_error(500, "ERR_START_WORKFLOW",
                               f"error starting workflow '{name}': unable to start workflow: failed to start workflow:"
@@ -117,7 +126,7 @@ class DaprWorkflowHandlers:
 
     async def get(self, request: Request) -> Response:
         instance_id = request.path_params["instance_id"]
-        row = await self.engine.get_instance(instance_id)
+        row = await self.engine.get_instance(instance_id, app=self.app(request))
         if row is None:
             return not_found(instance_id)
         return JSONResponse(workflow_json(row))
@@ -129,12 +138,12 @@ class DaprWorkflowHandlers:
         body = await read_body(request, self.limit)
         if isinstance(body, Response):
             return body
-        await self.engine.raise_event(instance_id, event_name, body)
+        await self.engine.raise_event(instance_id, event_name, body, app=self.app(request))
         return None
 
     def operations(self) -> dict[str, Callable[[Request], Awaitable[Response]]]:
         """The POST operations on an instance, by path suffix, with Dapr's error codes and messages."""
-        engine = self.engine
+        engine, app = self.engine, self.app
         raise_handler = operation("ERR_RAISE_EVENT_WORKFLOW", lambda i: f"error raising event on workflow '{i}'",
                                   self.raise_event)
         return {
@@ -142,13 +151,13 @@ class DaprWorkflowHandlers:
             "raiseEvent": raise_handler,
             "raiseEvent/": raise_handler,
             "pause": operation("ERR_PAUSE_WORKFLOW", lambda i: f"error pausing workflow {i}",
-                               lambda r, i: engine.suspend(i, None)),
+                               lambda r, i: engine.suspend(i, None, app=app(r))),
             "resume": operation("ERR_RESUME_WORKFLOW", lambda i: f"error resuming workflow {i}",
-                                lambda r, i: engine.resume(i, None)),
+                                lambda r, i: engine.resume(i, None, app=app(r))),
             "terminate": operation("ERR_TERMINATE_WORKFLOW", lambda i: f"error terminating workflow '{i}'",
-                                   lambda r, i: engine.terminate(i, None, True), unknown_is_404=True),
+                                   lambda r, i: engine.terminate(i, None, True, app=app(r)), unknown_is_404=True),
             "purge": operation("ERR_PURGE_WORKFLOW", lambda i: f"error purging workflow {i}",
-                               lambda r, i: engine.purge(i, True), unknown_is_404=True),
+                               lambda r, i: engine.purge(i, True, app=app(r)), unknown_is_404=True),
         }
 
 
@@ -183,8 +192,10 @@ async def missing_id(request: Request) -> Response:
     return dapr_error(400, "ERR_INSTANCE_ID_PROVIDED_MISSING", "no instance ID was provided")
 
 
-def create_app(engine: Engine) -> Starlette:
-    h = DaprWorkflowHandlers(engine)
+def create_app(engine: Engine, app_id: str | None = None, apps: AppEndpoints | None = None) -> Starlette:
+    """The HTTP API of one app's endpoint (`app_id`, default the engine's app); `apps` opens endpoints for
+    other apps (`POST /durahub/v1/apps`), where the server can."""
+    h = DaprWorkflowHandlers(engine, app_id)
     routes: list[BaseRoute] = [
         Route("/v1.0/healthz", h.healthz, methods=["GET"]),
         Route("/v1.0/healthz/outbound", h.healthz, methods=["GET"]),
@@ -201,7 +212,7 @@ def create_app(engine: Engine) -> Starlette:
         routes.append(_prefixed(Route(f"{base}/{{instance_id}}", h.get, methods=["GET"], name=f"get{prefix}"), prefix))
         for suffix, handler in operations.items():
             routes.append(_prefixed(Route(f"{base}/{{instance_id}}/{suffix}", handler, methods=["POST"]), prefix))
-    routes.append(Mount("/durahub/v1", app=create_extensions_app(engine)))
+    routes.append(Mount("/durahub/v1", app=create_extensions_app(engine, h.app_id, apps)))
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error, DurahubError: durahub_error})
 
 

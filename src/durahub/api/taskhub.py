@@ -12,6 +12,7 @@ import grpc
 from google.protobuf import empty_pb2
 
 from durahub.api.errors import grpc_abort, grpc_errors
+from durahub.core.apps import check_app_id
 from durahub.core.time import ts_to_us, us_to_ts
 from durahub.engine import (
     Engine,
@@ -48,6 +49,8 @@ def workflow_state(row: InstanceRow, with_payloads: bool) -> pb.WorkflowState:
         state.completedTimestamp.CopyFrom(us_to_ts(row.completed_us))
     if row.parent_instance_id:
         state.parentInstanceId.value = row.parent_instance_id
+        if row.parent_app_id:
+            state.parentAppId.value = row.parent_app_id
     if with_payloads:
         if row.input is not None:
             state.input.value = row.input
@@ -89,8 +92,18 @@ def _timeout(context: grpc.aio.ServicerContext) -> float | None:
 
 @grpc_errors
 class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
-    def __init__(self, engine: Engine) -> None:
+    """One app's endpoint: its workers are that app's, and client calls address its instances unless a 1.19
+    `router.targetAppID` names another app (Dapr's cross-app client operations)."""
+
+    def __init__(self, engine: Engine, app_id: str | None = None) -> None:
         self.engine = engine
+        self.app_id = app_id or engine.config.app_id
+
+    def _app(self, request: Any) -> str:
+        """The app a client request addresses (validated: a bad target is INVALID_ARGUMENT)."""
+        router = getattr(request, "router", None)
+        target = router.targetAppID if router is not None else ""
+        return check_app_id(target) if target else self.app_id
 
     async def Hello(self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
         return empty_pb2.Empty()
@@ -104,21 +117,25 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "workflow name is not configured")
         scheduled = ts_to_us(request.scheduledStartTimestamp) if request.HasField("scheduledStartTimestamp") else None
         input = request.input.value if request.HasField("input") else None
+        app = self._app(request)
         await _guard(context, "failed to create workflow instance: ",
-                     lambda: self.engine.start_instance(instance_id, request.name, input, scheduled))
+                     lambda: self.engine.start_instance(instance_id, request.name, input, scheduled, app=app))
         if scheduled is None:
             # Like daprd: the call returns once the first turn has been committed.
-            await _guard(context, "", lambda: self.engine.wait_for(instance_id, is_started, _timeout(context)))
+            await _guard(context, "",
+                         lambda: self.engine.wait_for(instance_id, is_started, _timeout(context), app=app))
         return pb.CreateInstanceResponse(instanceId=instance_id)
 
     async def GetInstance(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await _require_id(request.instanceId, context)
-        row = await self.engine.get_instance(request.instanceId)
+        row = await self.engine.get_instance(request.instanceId, app=self._app(request))
         return instance_response(row, request.getInputsAndOutputs)
 
     async def _wait(self, request: Any, context: grpc.aio.ServicerContext, predicate: Callable[[InstanceRow], bool]) -> Any:
         await _require_id(request.instanceId, context)
-        row = await _guard(context, "", lambda: self.engine.wait_for(request.instanceId, predicate, _timeout(context)))
+        app = self._app(request)
+        row = await _guard(context, "",
+                           lambda: self.engine.wait_for(request.instanceId, predicate, _timeout(context), app=app))
         if row is None:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                                 f"timed out waiting for workflow instance '{request.instanceId}'")
@@ -135,43 +152,51 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
         if not request.name:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "missing workflow event name")
         input = request.input.value if request.HasField("input") else None
-        await _guard(context, "", lambda: self.engine.raise_event(request.instanceId, request.name, input))
+        app = self._app(request)
+        await _guard(context, "", lambda: self.engine.raise_event(request.instanceId, request.name, input, app=app))
         return pb.RaiseEventResponse()
 
     async def _act_and_wait(
-        self, context: grpc.aio.ServicerContext, instance_id: str, prefix: str, act: Callable[[], Awaitable[None]],
-        predicate: Callable[[InstanceRow], bool],
+        self, context: grpc.aio.ServicerContext, request: Any, prefix: str,
+        act: Callable[[str], Awaitable[None]], predicate: Callable[[InstanceRow], bool],
     ) -> None:
+        """`act(app)` on the request's instance, then wait until its state satisfies `predicate`."""
+        instance_id = request.instanceId
         await _require_id(instance_id, context)
-        await _guard(context, prefix, act)
-        await _guard(context, prefix, lambda: self.engine.wait_for(instance_id, predicate, _timeout(context)))
+        app = self._app(request)
+        await _guard(context, prefix, lambda: act(app))
+        await _guard(context, prefix, lambda: self.engine.wait_for(instance_id, predicate, _timeout(context), app=app))
 
     async def TerminateInstance(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         output = request.output.value if request.HasField("output") else None
         await self._act_and_wait(
-            context, request.instanceId, "failed to submit termination request: ",
-            lambda: self.engine.terminate(request.instanceId, output, request.recursive), is_finished,
+            context, request, "failed to submit termination request: ",
+            lambda app: self.engine.terminate(request.instanceId, output, request.recursive, app=app), is_finished,
         )
         return pb.TerminateResponse()
 
     async def SuspendInstance(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         reason = request.reason.value if request.HasField("reason") else None
-        await self._act_and_wait(context, request.instanceId, "",
-                                 lambda: self.engine.suspend(request.instanceId, reason), is_suspended_or_finished)
+        await self._act_and_wait(context, request, "",
+                                 lambda app: self.engine.suspend(request.instanceId, reason, app=app),
+                                 is_suspended_or_finished)
         return pb.SuspendResponse()
 
     async def ResumeInstance(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         reason = request.reason.value if request.HasField("reason") else None
-        await self._act_and_wait(context, request.instanceId, "",
-                                 lambda: self.engine.resume(request.instanceId, reason), is_running_or_finished)
+        await self._act_and_wait(context, request, "",
+                                 lambda app: self.engine.resume(request.instanceId, reason, app=app),
+                                 is_running_or_finished)
         return pb.ResumeResponse()
 
     async def PurgeInstances(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         which = request.WhichOneof("request")
+        app = self._app(request)
         if which == "purgeInstanceFilter":
             f = request.purgeInstanceFilter
-            # Like the extension API's bulk purge: only finished instances, children included.
+            # Like the extension API's bulk purge: only finished instances (of this app), children included.
             count = await self.engine.purge_matching(InstanceQuery(
+                app_id=app,
                 statuses=list(f.runtimeStatus),
                 created_from_us=ts_to_us(f.createdTimeFrom) if f.HasField("createdTimeFrom") else None,
                 created_to_us=ts_to_us(f.createdTimeTo) if f.HasField("createdTimeTo") else None,
@@ -180,7 +205,8 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
         else:
             await _require_id(request.instanceId, context)
             count = await _guard(context, "failed to purge workflow state: ",
-                                 lambda: self.engine.purge(request.instanceId, request.recursive, request.force))
+                                 lambda: self.engine.purge(request.instanceId, request.recursive, request.force,
+                                                           app=app))
         response = pb.PurgeInstancesResponse(deletedInstanceCount=count)
         response.isComplete.value = True
         return response
@@ -189,7 +215,8 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
         size = request.pageSize or DEFAULT_PAGE_SIZE
         if size > MAX_PAGE_SIZE:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"pageSize must be at most {MAX_PAGE_SIZE}")
-        ids = await self.engine.list_instance_ids(request.continuationToken or None, size + 1)
+        # Like daprd: this app's instances only (the request has no router).
+        ids = await self.engine.list_instance_ids(request.continuationToken or None, size + 1, app=self.app_id)
         response = pb.ListInstanceIDsResponse(instanceIds=ids[:size])
         if len(ids) > size:
             response.continuationToken = ids[size - 1]
@@ -197,7 +224,7 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
 
     async def GetInstanceHistory(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await _require_id(request.instanceId, context)
-        events = await self.engine.history(request.instanceId)
+        events = await self.engine.history(request.instanceId, app=self.app_id)
         if events is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"workflow instance '{request.instanceId}' not found")
         return pb.GetInstanceHistoryResponse(events=events)
@@ -210,7 +237,8 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
         input = request.input.value if request.HasField("input") else None
         try:
             new_id = await self.engine.rerun_from_event(source, request.eventID, request.newInstanceID or None, input,
-                                                        request.overwriteInput, request.newChildWorkflowInstanceID)
+                                                        request.overwriteInput, request.newChildWorkflowInstanceID,
+                                                        app=self._app(request))
         except InstanceNotFound:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"workflow instance does not exist with ID '{source}'")
         except DurahubError as exc:
@@ -220,7 +248,7 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
     # -- worker RPCs ----------------------------------------------------------------------------------
 
     async def GetWorkItems(self, request: Any, context: grpc.aio.ServicerContext) -> None:
-        stream = self.engine.open_stream(list(request.capabilities))
+        stream = self.engine.open_stream(list(request.capabilities), app=self.app_id)
         try:
             while True:
                 item = await self.engine.next_work_item(stream)
@@ -231,11 +259,11 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
             self.engine.close_stream(stream)
 
     async def CompleteActivityTask(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await self.engine.complete_activity_task(request)
+        await self.engine.complete_activity_task(request, app=self.app_id)
         return pb.CompleteTaskResponse()
 
     async def CompleteOrchestratorTask(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await self.engine.complete_workflow_task(request)
+        await self.engine.complete_workflow_task(request, app=self.app_id)
         return pb.CompleteTaskResponse()
 
     async def CompleteWorkflowTask(self, request: Any, context: grpc.aio.ServicerContext) -> Any:

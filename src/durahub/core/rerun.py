@@ -34,10 +34,12 @@ def build_rerun(
     overwrite_input: bool,
     now_us: int,
     new_child_id: str = "",
+    app_id: str = "",
 ) -> RerunPlan:
+    """The rerun of a finished instance of app `app_id` as instance `new_id` of the same app."""
     events = _history_up_to(history, source_id, event_id, new_id, new_execution_id, input, overwrite_input)
     target = events[-1]
-    state = InstanceState(instance_id=new_id)
+    state = InstanceState(instance_id=new_id, app_id=app_id)
     for ev in events:
         if ev.HasField("childWorkflowInstanceCreated"):
             created = ev.childWorkflowInstanceCreated
@@ -99,7 +101,8 @@ def _schedule_unfinished(
                 request.input.CopyFrom(ts.input)
             request.workflowInstance.instanceId = new_id
             request.workflowInstance.executionId.value = new_execution_id
-            plan.tasks.append(ActivityTask(task_id=ev.eventId, generation=0, request=request))
+            plan.tasks.append(ActivityTask(task_id=ev.eventId, generation=0, request=request,
+                                           app_id=ev.router.targetAppID or state.app_id))
         elif kind == "timerCreated" and ev.eventId not in state.fired_timers:
             fire_us = ts_to_us(ev.timerCreated.fireAt)
             if not is_never(fire_us):
@@ -109,13 +112,15 @@ def _schedule_unfinished(
                 plan.timers.append(TimerTask(generation=0, fire_at_us=fire_us, event=fired))
         elif kind == "childWorkflowInstanceCreated" and ev.eventId not in state.child_results:
             created = ev.childWorkflowInstanceCreated
-            parent = pb.ParentInstanceInfo(taskScheduledId=ev.eventId)
+            parent = pb.ParentInstanceInfo(taskScheduledId=ev.eventId, appID=state.app_id)
+            child_app = state.child_app(ev.eventId)
             parent.name.value = state.name
             parent.workflowInstance.instanceId = new_id
             parent.workflowInstance.executionId.value = new_execution_id
             start = execution_started(
                 now_us, created.instanceId, new_execution_id + f":{ev.eventId}", created.name,
-                created.input.value if created.HasField("input") else None, parent=parent,
+                created.input.value if created.HasField("input") else None, parent=parent, app_id=state.app_id,
+                target_app_id=child_app if child_app != state.app_id else "",
             )
             conflict = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us))
             conflict.childWorkflowInstanceFailed.taskScheduledId = ev.eventId
@@ -123,4 +128,5 @@ def _schedule_unfinished(
             conflict.childWorkflowInstanceFailed.failureDetails.errorMessage = (
                 f"an active workflow with ID '{created.instanceId}' already exists"
             )
-            plan.children.append(ChildStart(created.instanceId, created.name, start, conflict, ev.eventId))
+            plan.children.append(ChildStart(created.instanceId, created.name, start, conflict, ev.eventId,
+                                            app_id=child_app))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from durahub.core.apps import instance_key
 from durahub.core.time import ts_to_us
 from durahub.protos import pb
 
@@ -51,6 +52,8 @@ class InstanceState:
     instance_id: str
     generation: int = 0
     history: list[pb.HistoryEvent] = field(default_factory=list)
+    # The app the instance belongs to (see `core.apps`); "" only in pure tests that do not care.
+    app_id: str = ""
     name: str = ""
     execution_id: str = ""
     input: str | None = None
@@ -62,6 +65,8 @@ class InstanceState:
     timers: set[int] = field(default_factory=set)
     fired_timers: set[int] = field(default_factory=set)
     children: dict[int, str] = field(default_factory=dict)
+    # The app of each child created in another app (by its task id); the others are in this instance's app.
+    child_apps: dict[int, str] = field(default_factory=dict)
     child_results: set[int] = field(default_factory=set)
     started: bool = False
     suspended: bool = False
@@ -75,11 +80,27 @@ class InstanceState:
     history_bytes: int = 0
 
     @classmethod
-    def from_history(cls, instance_id: str, generation: int, history: list[pb.HistoryEvent]) -> InstanceState:
-        state = cls(instance_id=instance_id, generation=generation)
+    def from_history(cls, instance_id: str, generation: int, history: list[pb.HistoryEvent],
+                     app_id: str = "") -> InstanceState:
+        state = cls(instance_id=instance_id, generation=generation, app_id=app_id)
         for event in history:
             state.append(event)
         return state
+
+    @property
+    def key(self) -> str:
+        """The engine's name for the instance (`core.apps.instance_key`)."""
+        return instance_key(self.app_id, self.instance_id)
+
+    @property
+    def parent_app_id(self) -> str:
+        """The parent's app: recorded on the start event, or (older histories) this instance's own."""
+        if self.parent is None:
+            return ""
+        return self.parent.appID or self.app_id
+
+    def child_app(self, task_id: int) -> str:
+        return self.child_apps.get(task_id, self.app_id)
 
     @property
     def status(self) -> int:
@@ -142,6 +163,9 @@ class InstanceState:
             self.fired_timers.add(event.timerFired.timerId)
         elif kind == "childWorkflowInstanceCreated":
             self.children[event.eventId] = event.childWorkflowInstanceCreated.instanceId
+            target = event.router.targetAppID
+            if target and target != self.app_id:
+                self.child_apps[event.eventId] = target
         elif kind == "childWorkflowInstanceCompleted":
             self.child_results.add(event.childWorkflowInstanceCompleted.taskScheduledId)
         elif kind == "childWorkflowInstanceFailed":

@@ -51,6 +51,8 @@ class ActivityTask:
     task_id: int
     generation: int
     request: pb.ActivityRequest
+    # The app whose workers run it (the action's target app, else the instance's own).
+    app_id: str = ""
 
 
 @dataclass
@@ -68,6 +70,8 @@ class ChildStart:
     # Delivered to the parent instead when the id is held by an active instance.
     conflict_event: pb.HistoryEvent
     parent_task_id: int
+    # The app the child is created in (the action's target app, else the parent's own).
+    app_id: str = ""
 
 
 @dataclass
@@ -76,6 +80,8 @@ class Message:
 
     target: str
     event: pb.HistoryEvent
+    # The target instance's app.
+    app_id: str = ""
 
 
 @dataclass
@@ -117,6 +123,7 @@ def execution_started(
     parent: pb.ParentInstanceInfo | None = None,
     scheduled_us: int | None = None,
     app_id: str = "",
+    target_app_id: str = "",
 ) -> pb.HistoryEvent:
     ev = _event(now_us)
     es = ev.executionStarted
@@ -131,6 +138,9 @@ def execution_started(
         es.scheduledStartTimestamp.CopyFrom(us_to_ts(scheduled_us))
     if app_id:
         ev.router.sourceAppID = app_id
+    if target_app_id:
+        # What makes the SDK's `ctx.app_id` the child's app for a child created in another app.
+        ev.router.targetAppID = target_app_id
     return ev
 
 
@@ -227,6 +237,15 @@ class _Applying:
         self.state.append(ev)
         self.outcome.appended.append(ev)
 
+    def route(self, ev: pb.HistoryEvent, action: pb.WorkflowAction) -> str:
+        """Record the action's router on its event, the way daprd's applier does (source = this app, the target
+        as the worker gave it), and return the app the action addresses."""
+        if action.HasField("router"):
+            ev.router.CopyFrom(action.router)
+        if self.app_id:
+            ev.router.sourceAppID = self.app_id
+        return ev.router.targetAppID or self.app_id
+
 
 def apply_response(
     state: InstanceState,
@@ -250,7 +269,7 @@ def apply_response(
         appended=list(plan.new_events),
         custom_status=response.customStatus.value if response.HasField("customStatus") else None,
     )
-    applying = _Applying(state, outcome, now_us, new_execution_id, app_id)
+    applying = _Applying(state, outcome, now_us, new_execution_id, state.app_id or app_id)
     completion: pb.CompleteWorkflowAction | None = None
     completion_id = -1
     for action in response.actions:
@@ -323,6 +342,7 @@ def _schedule_task(a: _Applying, action: pb.WorkflowAction) -> None:
         te.input.CopyFrom(st.input)
     te.taskExecutionId = st.taskExecutionId
     te.historyPropagationScope = st.historyPropagationScope
+    target = a.route(ev, action)
     a.add(ev)
     request = pb.ActivityRequest(name=st.name, taskId=action.id, taskExecutionId=st.taskExecutionId)
     if st.HasField("version"):
@@ -331,7 +351,8 @@ def _schedule_task(a: _Applying, action: pb.WorkflowAction) -> None:
         request.input.CopyFrom(st.input)
     request.workflowInstance.instanceId = a.state.instance_id
     request.workflowInstance.executionId.value = a.state.execution_id
-    a.outcome.tasks.append(ActivityTask(task_id=action.id, generation=a.state.generation, request=request))
+    a.outcome.tasks.append(ActivityTask(task_id=action.id, generation=a.state.generation, request=request,
+                                        app_id=target))
 
 
 def _create_timer(a: _Applying, action: pb.WorkflowAction) -> None:
@@ -365,6 +386,7 @@ def _create_child(a: _Applying, action: pb.WorkflowAction) -> None:
     if cc.HasField("input"):
         ce.input.CopyFrom(cc.input)
     ce.historyPropagationScope = cc.historyPropagationScope
+    target = a.route(ev, action)
     a.add(ev)
     parent = pb.ParentInstanceInfo(taskScheduledId=action.id, appID=a.app_id)
     parent.name.value = state.name
@@ -378,6 +400,7 @@ def _create_child(a: _Applying, action: pb.WorkflowAction) -> None:
         cc.input.value if cc.HasField("input") else None,
         parent=parent,
         app_id=a.app_id,
+        target_app_id=target if target != a.app_id else "",
     )
     conflict = _event(a.now_us)
     conflict.childWorkflowInstanceFailed.taskScheduledId = action.id
@@ -385,7 +408,7 @@ def _create_child(a: _Applying, action: pb.WorkflowAction) -> None:
     conflict.childWorkflowInstanceFailed.failureDetails.errorMessage = (
         f"an active workflow with ID '{child_id}' already exists"
     )
-    a.outcome.children.append(ChildStart(child_id, cc.name, start, conflict, action.id))
+    a.outcome.children.append(ChildStart(child_id, cc.name, start, conflict, action.id, app_id=target))
 
 
 def _send_event(a: _Applying, action: pb.WorkflowAction) -> None:
@@ -400,7 +423,7 @@ def _send_event(a: _Applying, action: pb.WorkflowAction) -> None:
     raised.eventRaised.name = se.name
     if se.HasField("data"):
         raised.eventRaised.input.CopyFrom(se.data)
-    a.outcome.messages.append(Message(se.instance.instanceId, raised))
+    a.outcome.messages.append(Message(se.instance.instanceId, raised, a.app_id))
 
 
 def _terminate_other(a: _Applying, action: pb.WorkflowAction) -> None:
@@ -409,7 +432,7 @@ def _terminate_other(a: _Applying, action: pb.WorkflowAction) -> None:
     if tw.HasField("reason"):
         term.executionTerminated.input.CopyFrom(tw.reason)
     term.executionTerminated.recurse = tw.recurse
-    a.outcome.messages.append(Message(tw.instanceId, term))
+    a.outcome.messages.append(Message(tw.instanceId, term, a.app_id))
 
 
 _ACTIONS: dict[str, Callable[[_Applying, pb.WorkflowAction], None]] = {
@@ -446,9 +469,15 @@ def _complete(a: _Applying, completion: pb.CompleteWorkflowAction, completion_id
         ec.result.CopyFrom(completion.result)
     if completion.HasField("failureDetails"):
         ec.failureDetails.CopyFrom(completion.failureDetails)
+    if a.app_id:
+        ev.router.sourceAppID = a.app_id
     a.add(ev)
     if state.parent is not None:
         note = _event(a.now_us)
+        parent_app = state.parent_app_id or a.app_id
+        if a.app_id:
+            note.router.sourceAppID = a.app_id
+            note.router.targetAppID = parent_app
         parent_task = state.parent.taskScheduledId
         if completion.workflowStatus == COMPLETED:
             note.childWorkflowInstanceCompleted.taskScheduledId = parent_task
@@ -460,12 +489,12 @@ def _complete(a: _Applying, completion: pb.CompleteWorkflowAction, completion_id
                 note.childWorkflowInstanceFailed.failureDetails.CopyFrom(completion.failureDetails)
             else:
                 note.childWorkflowInstanceFailed.failureDetails.SetInParent()
-        a.outcome.messages.append(Message(state.parent.workflowInstance.instanceId, note))
+        a.outcome.messages.append(Message(state.parent.workflowInstance.instanceId, note, parent_app))
     if terminate is not None and terminate.recurse:
-        for child_id in state.children.values():
+        for task_id, child_id in state.children.items():
             term = _event(a.now_us)
             term.executionTerminated.CopyFrom(terminate)
-            a.outcome.messages.append(Message(child_id, term))
+            a.outcome.messages.append(Message(child_id, term, state.child_app(task_id)))
 
 
 def force_terminate(state: InstanceState, plan: TurnPlan, now_us: int, app_id: str = "") -> TurnOutcome:
@@ -486,7 +515,7 @@ def stall_for_payload(state: InstanceState, plan: TurnPlan, size: int, limit: in
 
 def continue_as_new_state(state: InstanceState) -> InstanceState:
     """The empty state of the next generation, whose first turn carries the new executionStarted."""
-    return InstanceState(instance_id=state.instance_id, generation=state.generation + 1)
+    return InstanceState(instance_id=state.instance_id, generation=state.generation + 1, app_id=state.app_id)
 
 
 def start_next_generation(state: InstanceState, outcome: TurnOutcome) -> TurnOutcome:
@@ -498,7 +527,7 @@ def start_next_generation(state: InstanceState, outcome: TurnOutcome) -> TurnOut
     es = started.executionStarted
     at = ts_to_us(started.timestamp)
     following = InstanceState(
-        instance_id=state.instance_id, generation=state.generation + 1, name=es.name,
+        instance_id=state.instance_id, generation=state.generation + 1, app_id=state.app_id, name=es.name,
         execution_id=es.workflowInstance.executionId.value, input=es.input.value if es.HasField("input") else None,
         parent=es.parentInstance if es.HasField("parentInstance") else None, created_us=at, updated_us=at,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from durahub.core.apps import app_of, id_of
 from durahub.core.time import us_to_ts
 from durahub.engine.dispatch import Outstanding, Streams
 from durahub.engine.scheduler import Scheduler
@@ -29,7 +30,7 @@ class ActivityResults:
     def add(self, task: PendingTask) -> None:
         """Hold a (durable) task and queue it for a worker."""
         self._tasks.add(task)
-        self._scheduler.dispatch_task(task.seq)
+        self._scheduler.dispatch_task(task.seq, task.app_id)
 
     def materialize(self, seq: int, stream: Stream) -> pb.WorkItem | None:
         task = self._tasks.get(seq)
@@ -39,10 +40,11 @@ class ActivityResults:
         return pb.WorkItem(activityRequest=task.request, completionToken=task.token)
 
     @run_to_completion
-    async def complete(self, response: pb.ActivityResponse) -> None:
+    async def complete(self, response: pb.ActivityResponse, app_id: str) -> None:
+        """A worker of app `app_id` answered an activity."""
         def matches(item: Outstanding) -> bool:
-            return (isinstance(item, PendingTask) and item.instance_id == response.instanceId
-                    and item.task_id == response.taskId)
+            return (isinstance(item, PendingTask) and id_of(item.instance_id) == response.instanceId
+                    and item.task_id == response.taskId and item.app_id == app_id)
 
         token = response.completionToken
         task: PendingTask | None = None
@@ -58,7 +60,7 @@ class ActivityResults:
                 task = self._tasks.get(seq) if seq is not None else None
         else:
             # Workers that do not echo tokens: the current generation's task with that id.
-            task = self._tasks.find(response.instanceId, response.taskId)
+            task = self._tasks.find(app_id, response.instanceId, response.taskId)
         if task is not None and task.token:
             self._streams.take(task.token, matches)
         if task is None or not matches(task):
@@ -101,6 +103,11 @@ class ActivityResults:
 def result_event(task: PendingTask, response: pb.ActivityResponse) -> pb.HistoryEvent:
     """The taskCompleted or taskFailed event a worker's answer becomes."""
     ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
+    # As daprd: the result carries the scheduling event's router (caller's app, and the target if another).
+    caller = app_of(task.instance_id)
+    ev.router.sourceAppID = caller
+    if task.app_id != caller:
+        ev.router.targetAppID = task.app_id
     if response.HasField("failureDetails"):
         ev.taskFailed.taskScheduledId = task.task_id
         ev.taskFailed.failureDetails.CopyFrom(response.failureDetails)

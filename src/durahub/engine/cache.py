@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from durahub.core.apps import split_key
 from durahub.core.state import InstanceState
 from durahub.protos import pb
 from durahub.store.base import Store
@@ -13,6 +14,8 @@ STATE_CACHE_SIZE = 4096
 
 
 class StateCache:
+    """Keyed by instance key (`core.apps`)."""
+
     def __init__(self, store: Store, size: int = STATE_CACHE_SIZE) -> None:
         self._store = store
         self._size = size
@@ -34,14 +37,16 @@ class StateCache:
         if row is None:
             return None
         history = [pb.HistoryEvent.FromString(b) for b in await self._store.load_history(instance_id)]
-        state = InstanceState.from_history(instance_id, row.generation, history)
+        app_id, plain_id = split_key(instance_id)
+        state = InstanceState.from_history(plain_id, row.generation, history, app_id)
         self._worker_cache.pop(instance_id, None)
         self.put(state)
         return state
 
     def put(self, state: InstanceState) -> None:
-        self._states[state.instance_id] = state
-        self._states.move_to_end(state.instance_id)
+        key = state.key
+        self._states[key] = state
+        self._states.move_to_end(key)
         while len(self._states) > self._size:
             evicted, _ = self._states.popitem(last=False)
             self._worker_cache.pop(evicted, None)

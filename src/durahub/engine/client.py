@@ -1,7 +1,8 @@
 """Client operations: start, signal, suspend, resume, terminate, purge and rerun instances, and read them.
 
 Every rule about what a request may do (NUL-free text, rerun preconditions) is checked here, once; the
-protocol adapters only translate the errors raised here into their wire's statuses (`api/`).
+protocol adapters only translate the errors raised here into their wire's statuses (`api/`). Instances are
+named here by their keys (`core.apps`); the `Engine` facade takes and gives plain ids and apps.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from collections.abc import Callable
 
 from durahub.config import Config
+from durahub.core.apps import id_of, instance_key, split_key
 from durahub.core.rerun import RerunInvalid, RerunNotAllowed, build_rerun
 from durahub.core.state import ACTIVE_STATUSES, RUNNING, TERMINAL_STATUSES, InstanceState
 from durahub.core.time import us_to_ts
@@ -50,12 +52,13 @@ class Instances:
 
     @run_to_completion
     async def start(self, instance_id: str, name: str, input: str | None, scheduled_us: int | None = None) -> None:
-        check_text(instance_id=instance_id, name=name, input=input)
+        app_id, plain_id = split_key(instance_id)
+        check_text(instance_id=plain_id, name=name, input=input)
         now = now_us()
-        start = execution_started(now, instance_id, new_id(), name, input, scheduled_us=scheduled_us,
-                                  app_id=self._config.app_id)
+        start = execution_started(now, plain_id, new_id(), name, input, scheduled_us=scheduled_us, app_id=app_id)
         visible = scheduled_us if scheduled_us is not None and scheduled_us > now else 0
-        owner, lease_until = self._leases.for_creation(now, workers=len(self._streams) > 0, visible=bool(visible))
+        owner, lease_until = self._leases.for_creation(now, workers=self._streams.count(app_id) > 0,
+                                                       visible=bool(visible))
         await self._store.create_instance(
             NewInstance(instance_id=instance_id, name=name, created_us=now, input=input,
                         start_event=start.SerializeToString(), visible_us=visible,
@@ -65,8 +68,8 @@ class Instances:
         if lease_until:
             self._leases.note(instance_id, lease_until)
         # Known without reading it back: a new instance has no history yet.
-        self._cache.put(InstanceState.from_history(instance_id, 0, []))
-        log.info("event=instance_created instance=%s workflow=%s", instance_id, name)
+        self._cache.put(InstanceState.from_history(plain_id, 0, [], app_id))
+        log.info("event=instance_created app=%s instance=%s workflow=%s", app_id, plain_id, name)
         self._waiters.notify(instance_id)
         if visible:
             self._scheduler.add_timer(visible, instance_id)
@@ -74,6 +77,7 @@ class Instances:
             self._scheduler.schedule(instance_id)
 
     async def get(self, instance_id: str) -> InstanceRow | None:
+        """The stored row (keys, not plain ids)."""
         if "\x00" in instance_id:
             return None  # no such id can exist
         return await self._store.get_instance(instance_id)
@@ -172,9 +176,11 @@ class Instances:
             return None
         return [pb.HistoryEvent.FromString(b) for b in await self._store.load_history(instance_id)]
 
-    async def list_ids(self, after: str | None, limit: int) -> list[str]:
+    async def list_ids(self, app_id: str, after: str | None, limit: int) -> list[str]:
+        """Plain ids of one app's instances after the plain id `after`."""
         check_text(continuation_token=after)
-        return await self._store.list_instance_ids(after, limit)
+        keys = await self._store.list_instance_ids(app_id, instance_key(app_id, after) if after else None, limit)
+        return [id_of(k) for k in keys]
 
     async def query(self, query: InstanceQuery) -> list[InstanceRow]:
         check_text(name=query.name, id_prefix=query.id_prefix, parent_id=query.parent_id,
@@ -189,53 +195,59 @@ class Instances:
         """Copy a finished instance's history up to one of its scheduling events into a new instance and
         re-run from there (the event and any work unfinished before it are scheduled again). Returns the new
         instance's id (a fresh one when `new_instance_id` is not given)."""
-        check_text(source_instance_id=source_id, new_instance_id=new_instance_id, input=input,
+        app_id, source_plain = split_key(source_id)
+        check_text(source_instance_id=source_plain, new_instance_id=new_instance_id, input=input,
                    new_child_instance_id=new_child_id)
         row = await self.get(source_id)
         if row is None:
             raise InstanceNotFound(source_id)
         if row.status not in TERMINAL_STATUSES:
-            raise RerunNotAllowed(f"workflow instance '{source_id}' is not in a terminal state")
+            raise RerunNotAllowed(f"workflow instance '{source_plain}' is not in a terminal state")
         if row.parent_instance_id:
-            raise RerunNotAllowed(f"workflow instance '{source_id}' is a child workflow and cannot be rerun")
-        target = new_instance_id or new_id()
-        if target == source_id:
+            raise RerunNotAllowed(f"workflow instance '{source_plain}' is a child workflow and cannot be rerun")
+        target_plain = new_instance_id or new_id()
+        if target_plain == source_plain:
             raise RerunInvalid("new instance ID must differ from the source instance ID")
+        target = instance_key(app_id, target_plain)
         history = await self.history(source_id)
         if history is None:
             raise InstanceNotFound(source_id)
         now = now_us()
-        plan = build_rerun(history, source_id, event_id, target, new_id(), input, overwrite_input, now, new_child_id)
+        plan = build_rerun(history, source_plain, event_id, target_plain, new_id(), input, overwrite_input, now,
+                           new_child_id, app_id=app_id)
         new = NewInstance(instance_id=target, name=plan.state.name, created_us=now, input=plan.state.input,
                           start_event=b"")
         try:
             seqs = await self._store.create_with_history(
                 new, RUNNING, [e.SerializeToString() for e in plan.state.history],
-                [(t.generation, t.task_id, t.request.SerializeToString()) for t in plan.tasks],
+                [(t.generation, t.task_id, t.request.SerializeToString(), t.app_id or app_id) for t in plan.tasks],
                 [(t.generation, t.fire_at_us, t.event.SerializeToString()) for t in plan.timers],
                 plan.state.execution_id, now,
             )
         except InstanceExists as exc:  # finished or not: a rerun never replaces an instance
-            raise InstanceExists(target, f"workflow instance '{target}' already exists") from exc
+            raise InstanceExists(target, f"workflow instance '{target_plain}' already exists") from exc
         self._reset(target)
         for seq, task in zip(seqs, plan.tasks, strict=True):
-            self._add_task(PendingTask(seq, target, task.generation, task.task_id, task.request))
+            self._add_task(PendingTask(seq, target, task.generation, task.task_id, task.request,
+                                       app_id=task.app_id or app_id))
         for timer in plan.timers:
             self._scheduler.add_timer(timer.fire_at_us, target)
         for child in plan.children:
+            child_key = instance_key(child.app_id or app_id, child.instance_id)
             try:
                 await self._store.create_instance(
-                    NewInstance(instance_id=child.instance_id, name=child.name, created_us=now, input=None,
+                    NewInstance(instance_id=child_key, name=child.name, created_us=now, input=None,
                                 start_event=child.start_event.SerializeToString(), parent_instance_id=target,
                                 parent_task_id=child.parent_task_id)
                 )
-                self._reset(child.instance_id)
-                self._scheduler.schedule(child.instance_id)
+                self._reset(child_key)
+                self._scheduler.schedule(child_key)
             except InstanceExists:
                 await self._store.enqueue(target, child.conflict_event.SerializeToString())
                 self._scheduler.schedule(target)
         self._waiters.notify(target)
-        log.info("event=rerun instance=%s source=%s from_event=%d", target, source_id, event_id)
+        log.info("event=rerun app=%s instance=%s source=%s from_event=%d", app_id, target_plain, source_plain,
+                 event_id)
         return target
 
 

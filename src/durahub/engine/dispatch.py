@@ -37,12 +37,23 @@ class Streams:
     def __len__(self) -> int:
         return len(self._streams)
 
-    def open(self, capabilities: list[int], task: asyncio.Task[Any] | None) -> Stream:
-        stream = Stream(id=next(self._ids), capabilities=frozenset(capabilities), task=task)
+    def open(self, capabilities: list[int], task: asyncio.Task[Any] | None, app_id: str) -> Stream:
+        stream = Stream(id=next(self._ids), capabilities=frozenset(capabilities), app_id=app_id, task=task)
         self._streams[stream.id] = stream
-        log.info("event=worker_connected stream=%d capabilities=%s workers=%d", stream.id, sorted(capabilities),
-                 len(self._streams))
+        log.info("event=worker_connected stream=%d app=%s capabilities=%s workers=%d", stream.id, app_id,
+                 sorted(capabilities), len(self._streams))
         return stream
+
+    def count(self, app_id: str) -> int:
+        """Workers of one app connected here."""
+        return sum(1 for s in self._streams.values() if s.app_id == app_id)
+
+    def apps(self) -> list[str]:
+        """The apps with a worker connected here."""
+        return sorted({s.app_id for s in self._streams.values()})
+
+    def all(self) -> list[Stream]:
+        return list(self._streams.values())
 
     def end_all(self) -> None:
         """Shutdown: end every work-item stream now; workers reconnect (to this engine once it is back)."""
@@ -68,11 +79,11 @@ class Streams:
                 self._retired[token] = item.seq
                 while len(self._retired) > RETIRED_TOKENS:
                     self._retired.popitem(last=False)
-                self._scheduler.dispatch_task(item.seq)
+                self._scheduler.dispatch_task(item.seq, item.app_id)
         stream.outstanding.clear()
         self._cache.forget_stream(stream.id)
-        log.info("event=worker_disconnected stream=%d requeued=%d workers=%d", stream.id, requeued,
-                 len(self._streams))
+        log.info("event=worker_disconnected stream=%d app=%s requeued=%d workers=%d", stream.id, stream.app_id,
+                 requeued, len(self._streams))
 
     def issue(self, stream: Stream, item: Outstanding) -> str:
         """A token for an item sent on the stream; its answer must carry it."""

@@ -11,6 +11,7 @@ that must not be split by an `await` (claiming a turn, ending it, waking waiters
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Callable
 
 from durahub.config import Config
+from durahub.core.apps import app_of, check_app_id, id_of, instance_key, split_key
 from durahub.core.state import STALLED
 from durahub.engine.activities import ActivityResults
 from durahub.engine.cache import StateCache
@@ -53,7 +55,7 @@ class Engine:
         self._cache = StateCache(store)
         self._scheduler = Scheduler(self._cache, self._tasks)
         self._streams = Streams(self._scheduler, self._tasks, self._cache)
-        self._waiters = Waiters(self.get_instance)
+        self._waiters = Waiters(self._read_row)
         self._activities = ActivityResults(store, self._tasks, self._streams, self._scheduler)
         add_task = self._activities.add
         self._leases: LocalLeases = (
@@ -95,6 +97,9 @@ class Engine:
     def connected_workers(self) -> int:
         return len(self._streams)
 
+    async def _read_row(self, key: str) -> InstanceRow | None:
+        return await self._instances.get(key)
+
     def _reset(self, instance_id: str) -> None:
         """The id now names a new instance (re-created) or none (purged): nothing remembered of the old one
         may be used for it — cached state, activities still queued, a lease, a turn still out."""
@@ -106,16 +111,18 @@ class Engine:
 
     # -- worker streams -------------------------------------------------------------------------------
 
-    def open_stream(self, capabilities: list[int]) -> Stream:
-        stream = self._streams.open(capabilities, asyncio.current_task())
-        asyncio.get_running_loop().create_task(self._retry_stalled())
+    def open_stream(self, capabilities: list[int], app: str | None = None) -> Stream:
+        """A worker of `app` (default: the engine's app) connected."""
+        stream = self._streams.open(capabilities, asyncio.current_task(), self._app(app))
+        asyncio.get_running_loop().create_task(self._retry_stalled(stream.app_id))
         return stream
 
-    async def _retry_stalled(self) -> None:
-        # A (re)connecting worker may carry new code: give stalled instances another try.
+    async def _retry_stalled(self, app_id: str) -> None:
+        # A (re)connecting worker may carry new code: give its app's stalled instances another try.
         for instance_id in await self.store.instances_with_status(STALLED):
-            self._cache.forget(instance_id)
-            self._scheduler.schedule(instance_id)
+            if app_of(instance_id) == app_id:
+                self._cache.forget(instance_id)
+                self._scheduler.schedule(instance_id)
 
     def close_stream(self, stream: Stream) -> None:
         self._streams.close(stream)
@@ -124,8 +131,8 @@ class Engine:
         self._streams.end_all()
 
     async def next_work_item(self, stream: Stream) -> pb.WorkItem:
-        """The next item for this stream; a health ping after an idle spell for workers that want them."""
-        jobs = self._scheduler.jobs
+        """The next item of the stream's app; a health ping after an idle spell for workers that want them."""
+        jobs = self._scheduler.queue(stream.app_id)
         while True:
             try:
                 job = await asyncio.wait_for(jobs.get(), timeout=self.config.health_ping_seconds if stream.pings else None)
@@ -147,56 +154,102 @@ class Engine:
             return self._turns.continued(job.turn, stream)
         return await self._turns.materialize(job.instance_id, stream)
 
-    async def complete_workflow_task(self, response: pb.WorkflowResponse) -> None:
-        await self._turns.complete(response)
+    async def complete_workflow_task(self, response: pb.WorkflowResponse, app: str | None = None) -> None:
+        await self._turns.complete(response, self._app(app))
 
-    async def complete_activity_task(self, response: pb.ActivityResponse) -> None:
-        await self._activities.complete(response)
+    async def complete_activity_task(self, response: pb.ActivityResponse, app: str | None = None) -> None:
+        await self._activities.complete(response, self._app(app))
+
+    def apps(self) -> list[dict[str, object]]:
+        """The apps this engine knows of right now: its own, those with workers, those with work queued."""
+        queued = self._scheduler.queued()
+        names = {self.config.app_id, *self._streams.apps(), *queued}
+        return [{"app_id": app, "workers": self._streams.count(app), "queued": queued.get(app, 0)}
+                for app in sorted(names)]
+
+    def workers_of(self, app: str) -> int:
+        return self._streams.count(app)
+
+    def workers(self) -> list[Stream]:
+        return self._streams.all()
 
     # -- client operations ----------------------------------------------------------------------------
+    # Instances are named by (instance id, app); `app` None is the engine's own app (`config.app_id`).
+
+    def _app(self, app: str | None) -> str:
+        return check_app_id(app) if app else self.config.app_id
+
+    def _key(self, instance_id: str, app: str | None) -> str:
+        return instance_key(self._app(app), instance_id)
 
     async def start_instance(self, instance_id: str, name: str, input: str | None,
-                             scheduled_us: int | None = None) -> None:
-        await self._instances.start(instance_id, name, input, scheduled_us)
+                             scheduled_us: int | None = None, app: str | None = None) -> None:
+        await self._instances.start(self._key(instance_id, app), name, input, scheduled_us)
 
-    async def get_instance(self, instance_id: str) -> InstanceRow | None:
-        return await self._instances.get(instance_id)
+    async def get_instance(self, instance_id: str, app: str | None = None) -> InstanceRow | None:
+        return public_row(await self._instances.get(self._key(instance_id, app)))
 
     async def wait_for(self, instance_id: str, predicate: Callable[[InstanceRow], bool],
-                       timeout: float | None = None) -> InstanceRow | None:
+                       timeout: float | None = None, app: str | None = None) -> InstanceRow | None:
         """Long-poll until the instance's committed state satisfies `predicate`. None on timeout."""
-        return await self._waiters.wait_for(instance_id, predicate, timeout)
+        return public_row(await self._waiters.wait_for(self._key(instance_id, app), predicate, timeout))
 
-    async def raise_event(self, instance_id: str, name: str, input: str | None) -> None:
-        await self._instances.raise_event(instance_id, name, input)
+    async def raise_event(self, instance_id: str, name: str, input: str | None, app: str | None = None) -> None:
+        await self._instances.raise_event(self._key(instance_id, app), name, input)
 
-    async def terminate(self, instance_id: str, output: str | None, recursive: bool) -> None:
-        await self._instances.terminate(instance_id, output, recursive)
+    async def terminate(self, instance_id: str, output: str | None, recursive: bool, app: str | None = None) -> None:
+        await self._instances.terminate(self._key(instance_id, app), output, recursive)
 
-    async def suspend(self, instance_id: str, reason: str | None) -> None:
-        await self._instances.suspend(instance_id, reason)
+    async def suspend(self, instance_id: str, reason: str | None, app: str | None = None) -> None:
+        await self._instances.suspend(self._key(instance_id, app), reason)
 
-    async def resume(self, instance_id: str, reason: str | None) -> None:
-        await self._instances.resume(instance_id, reason)
+    async def resume(self, instance_id: str, reason: str | None, app: str | None = None) -> None:
+        await self._instances.resume(self._key(instance_id, app), reason)
 
-    async def purge(self, instance_id: str, recursive: bool, force: bool = False) -> int:
-        return await self._instances.purge(instance_id, recursive, force)
+    async def purge(self, instance_id: str, recursive: bool, force: bool = False, app: str | None = None) -> int:
+        return await self._instances.purge(self._key(instance_id, app), recursive, force)
 
     async def purge_matching(self, query: InstanceQuery) -> int:
-        return await self._instances.purge_matching(query)
+        return await self._instances.purge_matching(self._store_query(query))
 
     async def terminate_matching(self, query: InstanceQuery, output: str | None) -> int:
-        return await self._instances.terminate_matching(query, output)
+        return await self._instances.terminate_matching(self._store_query(query), output)
 
-    async def history(self, instance_id: str) -> list[pb.HistoryEvent] | None:
-        return await self._instances.history(instance_id)
+    async def history(self, instance_id: str, app: str | None = None) -> list[pb.HistoryEvent] | None:
+        return await self._instances.history(self._key(instance_id, app))
 
-    async def list_instance_ids(self, after: str | None, limit: int) -> list[str]:
-        return await self._instances.list_ids(after, limit)
+    async def list_instance_ids(self, after: str | None, limit: int, app: str | None = None) -> list[str]:
+        return await self._instances.list_ids(self._app(app), after, limit)
 
     async def query_instances(self, query: InstanceQuery) -> list[InstanceRow]:
-        return await self._instances.query(query)
+        rows = await self._instances.query(self._store_query(query))
+        return [public_row(r) for r in rows if r is not None]  # type: ignore[misc]
 
     async def rerun_from_event(self, source_id: str, event_id: int, new_id: str | None, input: str | None,
-                               overwrite_input: bool, new_child_id: str = "") -> str:
-        return await self._instances.rerun(source_id, event_id, new_id, input, overwrite_input, new_child_id)
+                               overwrite_input: bool, new_child_id: str = "", app: str | None = None) -> str:
+        key = await self._instances.rerun(self._key(source_id, app), event_id, new_id, input, overwrite_input,
+                                          new_child_id)
+        return id_of(key)
+
+    def _store_query(self, query: InstanceQuery) -> InstanceQuery:
+        """The query in the store's terms: `parent_id` as a key (the parent in `parent_app_id`, else in the
+        queried app, else the engine's), an id prefix within one app (the engine's unless given); the cursor
+        (`after`) is a key already (`InstanceRow.key`)."""
+        q = dataclasses.replace(query)
+        if q.app_id is not None:
+            check_app_id(q.app_id)
+        if q.id_prefix and q.app_id is None:
+            q.app_id = self.config.app_id
+        if q.parent_id is not None:
+            q.parent_id = instance_key(q.parent_app_id or q.app_id or self.config.app_id, q.parent_id)
+        return q
+
+
+def public_row(row: InstanceRow | None) -> InstanceRow | None:
+    """A stored row as the engine hands it out: plain ids, with the instance's and its parent's apps."""
+    if row is None:
+        return None
+    app_id, instance_id = split_key(row.instance_id)
+    parent_app, parent_id = split_key(row.parent_instance_id) if row.parent_instance_id else (None, None)
+    return dataclasses.replace(row, instance_id=instance_id, app_id=app_id, parent_instance_id=parent_id,
+                               parent_app_id=parent_app, key=row.instance_id)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from durahub.config import Config
+from durahub.core.apps import app_of
 from durahub.engine.cache import StateCache
 from durahub.engine.dispatch import Streams
 from durahub.engine.scheduler import Scheduler
@@ -33,7 +34,7 @@ CLAIM_BATCH = 100
 
 def task_from_row(row: TaskRow) -> PendingTask:
     return PendingTask(row.seq, row.instance_id, row.generation, row.task_id,
-                       pb.ActivityRequest.FromString(row.payload))
+                       pb.ActivityRequest.FromString(row.payload), app_id=row.app_id)
 
 
 class LocalLeases:
@@ -87,11 +88,14 @@ class SharedLeases(LocalLeases):
         # Since when no worker has been connected (None while one is), and whether the leases went with them.
         self._workerless_since: float | None = None
         self._released = False
+        # Apps with tasks held here whose workers have left this engine, since when.
+        self._app_gone_since: dict[str, float] = {}
 
     async def start(self) -> list[PendingTask]:
-        # Other processes may hold tasks: take only what nobody holds, and keep taking (see _coordinate).
+        # Other processes may hold tasks: take only what nobody holds, and keep taking (see _coordinate), and only
+        # for apps with workers here.
         now = now_us()
-        rows = await self._shared.claim_tasks(now + self._lease_us, now, CLAIM_BATCH)
+        rows = await self._shared.claim_tasks(now + self._lease_us, now, CLAIM_BATCH, self._streams.apps())
         loop = asyncio.get_running_loop()
 
         def heard(kind: str, owner: str, instance_id: str) -> None:  # on the store's listening thread
@@ -146,7 +150,7 @@ class SharedLeases(LocalLeases):
         if owner == self.owner:
             return
         if kind == "i":
-            if len(self._streams):
+            if self._streams.count(app_of(instance_id)):
                 self._scheduler.schedule(instance_id)
         elif kind == "c":
             if instance_id not in self._scheduler.turns:
@@ -170,6 +174,25 @@ class SharedLeases(LocalLeases):
                 raise
             except Exception:
                 log.exception("event=coordination_failed")
+
+    def _let_go_of_apps_gone(self) -> None:
+        """Activities of an app whose workers left this engine (others' remain) past the grace are let go of:
+        no longer renewed, their leases lapse and an engine with that app's workers claims them. (Instances need
+        nothing: their leases are renewed only while a turn is out.)"""
+        now = time.monotonic()
+        connected = set(self._streams.apps())
+        held_apps = {t.app_id for t in self._tasks} - connected
+        for app in list(self._app_gone_since):
+            if app not in held_apps:
+                del self._app_gone_since[app]
+        for app in held_apps:
+            since = self._app_gone_since.setdefault(app, now)
+            if now - since >= self._config.worker_grace_seconds:
+                dropped = [t for t in self._tasks if t.app_id == app]
+                for task in dropped:
+                    self._tasks.drop(task)
+                del self._app_gone_since[app]
+                log.info("event=app_tasks_released app=%s tasks=%d reason=no_workers", app, len(dropped))
 
     def _workers_gone(self) -> bool:
         """No worker has been connected for the grace period (one reconnecting at once keeps its work)."""
@@ -201,18 +224,20 @@ class SharedLeases(LocalLeases):
         in_flight = [i for i, t in self._scheduler.turns.items() if t is not None]
         for instance_id in in_flight:
             self._held[instance_id] = until
+        self._let_go_of_apps_gone()
         if in_flight or len(self._tasks):
             await self._shared.renew_leases(in_flight, self._tasks.seqs(), until)
         if not len(self._streams):
             return  # within the grace: keep what is held, take nothing new
-        ready = await self._shared.sweep_ready(now, CLAIM_BATCH)
+        apps = self._streams.apps()
+        ready = await self._shared.sweep_ready(now, CLAIM_BATCH, apps)
         taken = [owner for _, owner in ready if owner is not None and owner != self.owner]
         if taken:
             log.info("event=instances_taken_over count=%d from=%s", len(taken), ",".join(sorted(set(taken))))
         for instance_id, _ in ready:
             self._scheduler.schedule(instance_id)
         if self._tasks.waiting() < CLAIM_BATCH:
-            claimed = [row for row in await self._shared.claim_tasks(until, now, CLAIM_BATCH)
+            claimed = [row for row in await self._shared.claim_tasks(until, now, CLAIM_BATCH, apps)
                        if self._tasks.get(row.seq) is None]
             if claimed:
                 log.info("event=tasks_taken_over count=%d", len(claimed))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 
+from durahub.core.apps import app_of
 from durahub.engine.cache import StateCache
 from durahub.engine.tasks import ActivityTable
 from durahub.engine.work import ActivityJob, ContinueJob, Job, OrchestrationJob, Turn, now_us
@@ -31,7 +32,9 @@ class Scheduler:
     def __init__(self, cache: StateCache, tasks: ActivityTable) -> None:
         self._cache = cache
         self._tasks = tasks
-        self.jobs: asyncio.Queue[Job] = asyncio.Queue()
+        # One job queue per app: an app's turns and activities go only to its own workers. A queue with no
+        # worker of its app keeps its jobs until one connects.
+        self._queues: dict[str, asyncio.Queue[Job]] = {}
         self._ready: set[str] = set()
         # Instances with a turn in hand: the turn, or None while it loads.
         self.turns: dict[str, Turn | None] = {}
@@ -44,12 +47,23 @@ class Scheduler:
         self._timers: list[tuple[int, str]] = []
         self._timer_wake = asyncio.Event()
 
+    def queue(self, app_id: str) -> asyncio.Queue[Job]:
+        """The job queue of an app's workers."""
+        jobs = self._queues.get(app_id)
+        if jobs is None:
+            jobs = self._queues[app_id] = asyncio.Queue()
+        return jobs
+
+    def queued(self) -> dict[str, int]:
+        """Jobs waiting per app (for the apps listing)."""
+        return {app: q.qsize() for app, q in self._queues.items()}
+
     def schedule(self, instance_id: str) -> None:
         if instance_id in self.turns:
             self._again.add(instance_id)
         elif instance_id not in self._ready:
             self._ready.add(instance_id)
-            self.jobs.put_nowait(OrchestrationJob(instance_id))
+            self.queue(app_of(instance_id)).put_nowait(OrchestrationJob(instance_id))
 
     def again(self, instance_id: str) -> None:
         """Another turn follows the current one."""
@@ -59,11 +73,11 @@ class Scheduler:
         """A worker took the instance's job off the queue."""
         self._ready.discard(instance_id)
 
-    def dispatch_task(self, seq: int) -> None:
-        self.jobs.put_nowait(ActivityJob(seq))
+    def dispatch_task(self, seq: int, app_id: str) -> None:
+        self.queue(app_id).put_nowait(ActivityJob(seq))
 
     def continue_turn(self, turn: Turn) -> None:
-        self.jobs.put_nowait(ContinueJob(turn))
+        self.queue(app_of(turn.instance_id)).put_nowait(ContinueJob(turn))
 
     def end_turn(self, instance_id: str, reschedule: bool) -> None:
         self.turns.pop(instance_id, None)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from durahub.core.apps import id_of
 from durahub.engine.work import PendingTask
 
 
 class ActivityTable:
     def __init__(self) -> None:
         self._tasks: dict[int, PendingTask] = {}
-        # The current task with a given id of an instance, for workers that do not echo completion tokens.
-        self._index: dict[tuple[str, int], int] = {}
+        # The current task with a given id of an instance, by (app running it, plain instance id, task id): what
+        # a worker that does not echo completion tokens answers with.
+        self._index: dict[tuple[str, str, int], int] = {}
         # Activities still out per instance (result gathering waits while some are).
         self._open: dict[str, int] = {}
 
@@ -27,8 +29,9 @@ class ActivityTable:
     def get(self, seq: int) -> PendingTask | None:
         return self._tasks.get(seq)
 
-    def find(self, instance_id: str, task_id: int) -> PendingTask | None:
-        seq = self._index.get((instance_id, task_id))
+    def find(self, app_id: str, instance_id: str, task_id: int) -> PendingTask | None:
+        """The task `task_id` of (plain) instance id `instance_id` that app `app_id`'s workers run."""
+        seq = self._index.get((app_id, instance_id, task_id))
         return self._tasks.get(seq) if seq is not None else None
 
     def has_open(self, instance_id: str) -> bool:
@@ -42,7 +45,7 @@ class ActivityTable:
         if task.seq not in self._tasks:
             self._open[task.instance_id] = self._open.get(task.instance_id, 0) + 1
         self._tasks[task.seq] = task
-        self._index[(task.instance_id, task.task_id)] = task.seq
+        self._index[_index_key(task)] = task.seq
 
     def drop(self, task: PendingTask) -> None:
         if self._tasks.pop(task.seq, None) is not None:
@@ -51,8 +54,8 @@ class ActivityTable:
                 self._open[task.instance_id] = left
             else:
                 self._open.pop(task.instance_id, None)
-        if self._index.get((task.instance_id, task.task_id)) == task.seq:
-            del self._index[(task.instance_id, task.task_id)]
+        if self._index.get(_index_key(task)) == task.seq:
+            del self._index[_index_key(task)]
 
     def drop_instance(self, instance_id: str, keep_generation: int | None) -> None:
         """Drop the instance's tasks (all, or all but one generation's)."""
@@ -61,3 +64,7 @@ class ActivityTable:
         for task in [t for t in self._tasks.values() if t.instance_id == instance_id]:
             if keep_generation is None or task.generation != keep_generation:
                 self.drop(task)
+
+
+def _index_key(task: PendingTask) -> tuple[str, str, int]:
+    return task.app_id, id_of(task.instance_id), task.task_id

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from durahub.config import Config
+from durahub.core.apps import instance_key
 from durahub.core.state import RUNNING, STALLED, TERMINAL_STATUSES, status_name
 from durahub.core.time import ts_to_us
 from durahub.core.turn import (
@@ -97,7 +98,7 @@ class TurnRunner:
 
     def work_item(self, turn: Turn, stream: Stream) -> pb.WorkItem:
         state = turn.state
-        request = pb.WorkflowRequest(instanceId=turn.instance_id, newEvents=turn.plan.new_events)
+        request = pb.WorkflowRequest(instanceId=state.instance_id, newEvents=turn.plan.new_events)
         if state.execution_id:
             request.executionId.value = state.execution_id
         hint = self._cache.worker_holds(turn.instance_id)
@@ -143,21 +144,24 @@ class TurnRunner:
         if state.status == STALLED and plan.terminate is not None:
             # A stalled instance cannot run a turn, but it can always be terminated.
             self._scheduler.turns[instance_id] = turn
-            await self.commit(turn, force_terminate(state, plan, now, self._config.app_id))
+            await self.commit(turn, force_terminate(state, plan, now, state.app_id))
             return None
         return turn
 
     # -- the worker's answer --------------------------------------------------------------------------
 
     @run_to_completion
-    async def complete(self, response: pb.WorkflowResponse) -> None:
+    async def complete(self, response: pb.WorkflowResponse, app_id: str) -> None:
+        """A worker of app `app_id` answered a turn."""
+        key = instance_key(app_id, response.instanceId)
+
         def matches(item: Outstanding) -> bool:
-            return isinstance(item, Turn) and item.instance_id == response.instanceId
+            return isinstance(item, Turn) and item.instance_id == key
 
         token = response.completionToken
         if not token:
             # Workers that do not echo tokens: one turn per instance is outstanding, so the id identifies it.
-            current = self._scheduler.turns.get(response.instanceId)
+            current = self._scheduler.turns.get(key)
             token = current.token if current is not None else ""
         item = self._streams.take(token, matches) if token else None
         if not isinstance(item, Turn):
@@ -167,7 +171,7 @@ class TurnRunner:
         instance_id = turn.instance_id
         self._cache.turn_seconds[instance_id] = time.monotonic() - turn.sent_at
         try:
-            outcome = apply_response(turn.state, turn.plan, response, now_us(), new_id, self._config.app_id)
+            outcome = apply_response(turn.state, turn.plan, response, now_us(), new_id, turn.state.app_id)
             if outcome.continue_as_new is not None:
                 if turn.loops < MAX_CONTINUE_AS_NEW_LOOPS:
                     self._continue_as_new(turn, outcome)
@@ -233,7 +237,8 @@ class TurnRunner:
             log.info("event=workflow_finished instance=%s workflow=%s status=%s", instance_id, state.name,
                      status_name(state.status))
         for seq, task in zip(result.task_seqs, outcome.tasks, strict=True):
-            self._add_task(PendingTask(seq, instance_id, task.generation, task.task_id, task.request))
+            self._add_task(PendingTask(seq, instance_id, task.generation, task.task_id, task.request,
+                                       app_id=task.app_id or state.app_id))
         for timer in outcome.timers:
             self._scheduler.add_timer(timer.fire_at_us, instance_id)
         for created in result.created:
@@ -279,20 +284,23 @@ def to_commit(turn: Turn, outcome: TurnOutcome, owner: str | None = None,
         output=state.output,
         failure=failure.SerializeToString() if failure is not None else None,
         custom_status=outcome.custom_status,
-        parent_instance_id=parent.workflowInstance.instanceId if parent is not None else None,
+        parent_instance_id=(instance_key(state.parent_app_id, parent.workflowInstance.instanceId)
+                            if parent is not None else None),
         parent_task_id=parent.taskScheduledId if parent is not None else None,
         history_start=0 if replace else len(state.history) - len(outcome.appended),
         events=[e.SerializeToString() for e in (state.history if replace else outcome.appended)],
         replace_history=replace,
         consumed=outcome.consumed,
-        tasks=[(t.generation, t.task_id, t.request.SerializeToString()) for t in outcome.tasks],
+        tasks=[(t.generation, t.task_id, t.request.SerializeToString(), t.app_id or state.app_id)
+               for t in outcome.tasks],
         timers=[(t.generation, t.fire_at_us, t.event.SerializeToString()) for t in outcome.timers],
         children=[
-            NewChild(c.instance_id, c.name, ts_to_us(c.start_event.timestamp), c.start_event.SerializeToString(),
-                     c.conflict_event.SerializeToString(), c.parent_task_id)
+            NewChild(instance_key(c.app_id or state.app_id, c.instance_id), c.name, ts_to_us(c.start_event.timestamp),
+                     c.start_event.SerializeToString(), c.conflict_event.SerializeToString(), c.parent_task_id)
             for c in outcome.children
         ],
-        messages=[(m.target, m.event.SerializeToString()) for m in outcome.messages],
+        messages=[(instance_key(m.app_id or state.app_id, m.target), m.event.SerializeToString())
+                  for m in outcome.messages],
         inbox_front=[e.SerializeToString() for e in outcome.inbox_front],
         owner=owner,
         lease_until=lease_until,

@@ -72,6 +72,8 @@ class Stream:
 
     id: int
     capabilities: frozenset[int]
+    # The app its worker is: the endpoint it connected to names it (the SDK sends no app id).
+    app_id: str = ""
     outstanding: set[str] = field(default_factory=set)
     closed: bool = False
     # The task serving this stream, so shutdown can end it at once instead of waiting out a grace period.
@@ -90,7 +92,7 @@ class Stream:
 class Turn:
     """One orchestration turn in flight: loaded, sent to a worker, waiting for its answer."""
 
-    instance_id: str
+    instance_id: str  # the instance key (`core.apps`); `state.instance_id` is the plain id
     state: InstanceState
     plan: TurnPlan
     replace_history: bool = False
@@ -105,16 +107,18 @@ class PendingTask:
     """An activity task made durable and waiting for (or out with) a worker."""
 
     seq: int
-    instance_id: str
+    instance_id: str  # the calling instance's key
     generation: int
     task_id: int
     request: pb.ActivityRequest
+    # The app whose workers run it (a cross-app call's target, else the instance's app).
+    app_id: str
     token: str = ""
 
 
 @dataclass
 class OrchestrationJob:
-    instance_id: str
+    instance_id: str  # key
 
 
 @dataclass

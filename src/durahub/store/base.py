@@ -29,6 +29,9 @@ __all__ = [
 
 @dataclass
 class InstanceRow:
+    """An instance's row. In the store, `instance_id` and `parent_instance_id` are instance keys
+    (`core.apps`); the engine hands rows out with the plain ids and the apps filled in (`Engine` facade)."""
+
     instance_id: str
     name: str
     status: int
@@ -44,6 +47,10 @@ class InstanceRow:
     parent_instance_id: str | None
     parent_task_id: int | None
     history_len: int
+    app_id: str = ""
+    parent_app_id: str | None = None
+    # The instance key, for cursors over listings.
+    key: str = ""
 
 
 @dataclass
@@ -60,6 +67,8 @@ class TaskRow:
     generation: int
     task_id: int
     payload: bytes
+    # The app whose workers run the activity.
+    app_id: str = ""
 
 
 @dataclass
@@ -94,8 +103,8 @@ class TurnCommit:
     events: list[bytes]
     replace_history: bool = False
     consumed: list[int] = field(default_factory=list)
-    # (generation, task_id, serialized ActivityRequest)
-    tasks: list[tuple[int, int, bytes]] = field(default_factory=list)
+    # (generation, task_id, serialized ActivityRequest, app running it)
+    tasks: list[tuple[int, int, bytes, str]] = field(default_factory=list)
     # (generation, fire_at_us, serialized TimerFired event)
     timers: list[tuple[int, int, bytes]] = field(default_factory=list)
     children: list[NewChild] = field(default_factory=list)
@@ -122,11 +131,15 @@ class InstanceQuery:
     """Filters for listing instances; results are ordered by (created_us, instance_id)."""
 
     statuses: list[int] = field(default_factory=list)
+    # One app's instances (None: every app's). The id prefix applies within `app_id`, and `parent_id` is a key.
+    app_id: str | None = None
     name: str | None = None
     created_from_us: int | None = None
     created_to_us: int | None = None
     id_prefix: str | None = None
     parent_id: str | None = None
+    # The parent's app, for `parent_id` (the engine facade's; the store sees parent keys).
+    parent_app_id: str | None = None
     # Keyset cursor: the (created_us, instance_id) of the last row of the previous page.
     after: tuple[int, str] | None = None
     limit: int = 100
@@ -213,7 +226,8 @@ class Store(abc.ABC):
     async def instances_with_status(self, status: int) -> list[str]: ...
 
     @abc.abstractmethod
-    async def list_instance_ids(self, after: str | None, limit: int) -> list[str]: ...
+    async def list_instance_ids(self, app_id: str, after: str | None, limit: int) -> list[str]:
+        """Keys of one app's instances after the key `after`, in key order."""
 
     @abc.abstractmethod
     async def query_instances(self, query: InstanceQuery) -> list[InstanceRow]: ...
@@ -224,7 +238,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def create_with_history(
-        self, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes]],
+        self, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes, str]],
         timers: list[tuple[int, int, bytes]], execution_id: str, updated_us: int,
     ) -> list[int]:
         """Create an instance from a ready-made history (rerun). Raises InstanceExists. Returns task seqs."""
@@ -245,9 +259,9 @@ class SharedStore(Store):
         """Extend this owner's leases on the instances and tasks to `until_us` (those it still holds)."""
 
     @abc.abstractmethod
-    async def claim_tasks(self, until_us: int, now_us: int, limit: int) -> list[TaskRow]:
-        """Lease activity tasks nobody holds (or whose holder stopped renewing) until `until_us`, at most
-        `limit`, in seq order."""
+    async def claim_tasks(self, until_us: int, now_us: int, limit: int, apps: list[str]) -> list[TaskRow]:
+        """Lease activity tasks of `apps` (the apps with workers here) nobody holds (or whose holder stopped
+        renewing) until `until_us`, at most `limit`, in seq order."""
 
     @abc.abstractmethod
     async def release_leases(self) -> tuple[int, int]:
@@ -255,9 +269,9 @@ class SharedStore(Store):
         whose workers are gone). Returns how many instance and task leases ended."""
 
     @abc.abstractmethod
-    async def sweep_ready(self, now_us: int, limit: int) -> list[tuple[str, str | None]]:
-        """Instances with visible inbox events that no other process holds a live lease on: work another process
-        left behind; each with the owner of its last lease (None if it never had one)."""
+    async def sweep_ready(self, now_us: int, limit: int, apps: list[str]) -> list[tuple[str, str | None]]:
+        """Instances of `apps` with visible inbox events that no other process holds a live lease on: work
+        another process left behind; each with the owner of its last lease (None if it never had one)."""
 
     @abc.abstractmethod
     def listen(self, callback: Callable[[str, str, str], object]) -> None:

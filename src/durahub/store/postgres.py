@@ -70,8 +70,8 @@ CHANNEL = "durahub"
 class PostgresStore(SqlStore, SharedStore):
     dialect = POSTGRES
 
-    def __init__(self, dsn: str, *, owner: str = "") -> None:
-        super().__init__(owner=owner)
+    def __init__(self, dsn: str, *, owner: str = "", app_id: str = "durahub") -> None:
+        super().__init__(owner=owner, app_id=app_id)
         self.dsn = dsn
         self._listener: threading.Thread | None = None
         self._stop_listening = threading.Event()
@@ -129,12 +129,13 @@ class PostgresStore(SqlStore, SharedStore):
     async def renew_leases(self, instance_ids: list[str], task_seqs: list[int], until_us: int) -> None:
         await self.runner.write(lambda c: tx.renew_leases(c, self.owner, instance_ids, task_seqs, until_us))
 
-    async def claim_tasks(self, until_us: int, now_us: int, limit: int) -> list[TaskRow]:
+    async def claim_tasks(self, until_us: int, now_us: int, limit: int, apps: list[str]) -> list[TaskRow]:
         skip_locked = self.dialect.skip_locked
-        return await self.runner.write(lambda c: tx.claim_tasks(c, self.owner, until_us, now_us, limit, skip_locked))
+        return await self.runner.write(
+            lambda c: tx.claim_tasks(c, self.owner, until_us, now_us, limit, skip_locked, apps))
 
     async def release_leases(self) -> tuple[int, int]:
         return await self.runner.write(lambda c: tx.release_leases(c, self.owner))
 
-    async def sweep_ready(self, now_us: int, limit: int) -> list[tuple[str, str | None]]:
-        return await self.runner.read(lambda c: q.sweep_ready(c, self.owner, now_us, limit))
+    async def sweep_ready(self, now_us: int, limit: int, apps: list[str]) -> list[tuple[str, str | None]]:
+        return await self.runner.read(lambda c: q.sweep_ready(c, self.owner, now_us, limit, apps))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from durahub.core.apps import app_of, instance_key, key_range
 from durahub.core.state import status_from_name, status_name
 from durahub.store.base import InboxRow, InstanceQuery, InstanceRow, TaskRow
 from durahub.store.runner import Conn
@@ -47,8 +48,8 @@ def load_inbox(c: Conn, instance_id: str, now_us: int, limit: int) -> list[Inbox
 
 
 def pending_tasks(c: Conn) -> list[TaskRow]:
-    rows = c.execute("SELECT seq, instance_id, generation, task_id, payload FROM tasks ORDER BY seq")
-    return [TaskRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+    rows = c.execute("SELECT seq, instance_id, generation, task_id, payload, app_id FROM tasks ORDER BY seq")
+    return [TaskRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5] or app_of(r[1])) for r in rows]
 
 
 def ready_instances(c: Conn, now_us: int) -> list[str]:
@@ -72,22 +73,34 @@ def instances_with_status(c: Conn, status: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-def list_instance_ids(c: Conn, after: str | None, limit: int) -> list[str]:
+def list_instance_ids(c: Conn, app_id: str, after: str | None, limit: int) -> list[str]:
+    low, high = key_range(app_id)
     rows = c.execute(
-        "SELECT instance_id FROM instances WHERE instance_id > ? ORDER BY instance_id LIMIT ?",
-        (after or "", limit),
+        "SELECT instance_id FROM instances WHERE instance_id >= ? AND instance_id < ? AND instance_id > ?"
+        " ORDER BY instance_id LIMIT ?",
+        (low, high, after or "", limit),
     )
     return [r[0] for r in rows]
 
 
-def sweep_ready(c: Conn, owner: str, now_us: int, limit: int) -> list[tuple[str, str | None]]:
-    """Instances with visible inbox events and no live lease but `owner`'s (shared stores), with the owner of
-    their last lease."""
+def apps_clause(column: str, apps: list[str]) -> tuple[str, list[Any]]:
+    """SQL restricting an instance-key column to the keys of `apps` (index range scans), with its arguments."""
+    if not apps:
+        return "1 = 0", []
+    ranges = [key_range(app) for app in apps]
+    return "(" + " OR ".join(f"({column} >= ? AND {column} < ?)" for _ in ranges) + ")", [
+        v for r in ranges for v in r]
+
+
+def sweep_ready(c: Conn, owner: str, now_us: int, limit: int, apps: list[str]) -> list[tuple[str, str | None]]:
+    """Instances of `apps` with visible inbox events and no live lease but `owner`'s (shared stores), with the
+    owner of their last lease."""
+    in_apps, app_args = apps_clause("i.instance_id", apps)
     rows = c.execute(
         "SELECT DISTINCT i.instance_id, s.lease_owner FROM inbox i JOIN instances s ON s.instance_id = i.instance_id"
-        " WHERE i.visible_us <= ? AND (s.lease_owner IS NULL OR s.lease_owner = ? OR s.lease_until < ?)"
-        " LIMIT ?",
-        (now_us, owner, now_us, limit),
+        f" WHERE i.visible_us <= ? AND {in_apps}"
+        " AND (s.lease_owner IS NULL OR s.lease_owner = ? OR s.lease_until < ?) LIMIT ?",
+        (now_us, *app_args, owner, now_us, limit),
     )
     return [(r[0], r[1]) for r in rows]
 
@@ -104,6 +117,10 @@ def instance_query_sql(q: InstanceQuery) -> tuple[str, list[Any]]:
     if q.statuses:
         where.append(f"status IN ({','.join('?' * len(q.statuses))})")
         args.extend(status_name(s) for s in q.statuses)
+    if q.app_id is not None:
+        clause, app_args = apps_clause("instance_id", [q.app_id])
+        where.append(clause)
+        args.extend(app_args)
     if q.name is not None:
         where.append("name = ?")
         args.append(q.name)
@@ -114,8 +131,9 @@ def instance_query_sql(q: InstanceQuery) -> tuple[str, list[Any]]:
         where.append("created_us < ?")
         args.append(q.created_to_us)
     if q.id_prefix:
+        key_prefix = instance_key(q.app_id or "", q.id_prefix)
         where.append("substr(instance_id, 1, ?) = ?")
-        args.extend([len(q.id_prefix), q.id_prefix])
+        args.extend([len(key_prefix), key_prefix])
     if q.parent_id is not None:
         where.append("parent_instance_id = ?")
         args.append(q.parent_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from durahub.core.apps import check_app_id
 from durahub.store.runner import Conn, Dialect
 
 log = logging.getLogger("durahub.store")
@@ -66,7 +67,8 @@ CREATE INDEX IF NOT EXISTS tasks_instance ON tasks(instance_id);
 SCHEMA = SCHEMA_TEMPLATE.format(blob="BLOB", serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT")
 
 # Versioned migrations applied in order after the version-1 schema above; the database records the version
-# it is at. Each entry is portable SQL, the same in every dialect.
+# it is at. Each entry is portable SQL, the same in every dialect; `{default_app}` stands for the app id the
+# migrating engine serves by default (a valid app id: letters, digits, `-` and `_`, safe inside a literal).
 MIGRATIONS: dict[int, list[str]] = {
     # 2: leases, so several engine processes can share one database (PostgreSQL).
     2: [
@@ -74,6 +76,19 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE instances ADD COLUMN lease_until BIGINT",
         "ALTER TABLE tasks ADD COLUMN lease_owner TEXT",
         "ALTER TABLE tasks ADD COLUMN lease_until BIGINT",
+    ],
+    # 3: apps. Instances are named by (app, instance id): every instance_id column holds the instance key
+    # "<app>|<id>" (`durahub.core.apps`), and existing instances become the default app's. Each activity task
+    # records the app whose workers run it (a cross-app call's target).
+    3: [
+        "UPDATE instances SET instance_id = '{default_app}|' || instance_id,"
+        " parent_instance_id = CASE WHEN parent_instance_id IS NULL THEN NULL"
+        " ELSE '{default_app}|' || parent_instance_id END",
+        "UPDATE history SET instance_id = '{default_app}|' || instance_id",
+        "UPDATE inbox SET instance_id = '{default_app}|' || instance_id",
+        "UPDATE tasks SET instance_id = '{default_app}|' || instance_id",
+        "ALTER TABLE tasks ADD COLUMN app_id TEXT",
+        "UPDATE tasks SET app_id = '{default_app}'",
     ],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -85,11 +100,14 @@ def schema_statements(dialect: Dialect) -> list[str]:
     return [stmt for stmt in text.split(";") if stmt.strip()]
 
 
-def migrate(conn: Conn, dialect: Dialect, describe: str, lock_schema: Callable[[Conn], None] | None = None) -> None:
+def migrate(conn: Conn, dialect: Dialect, describe: str, lock_schema: Callable[[Conn], None] | None = None,
+            default_app: str = "durahub") -> None:
     """Create the schema if missing and apply the migrations it lacks, in one transaction on `conn`. Refuses
     (RuntimeError, nothing changed) a database newer than this code. `describe` names the database in messages;
     `lock_schema(conn)`, run first inside the transaction, serializes processes starting at once where the
-    transaction's own lock does not (SQLite's `BEGIN IMMEDIATE` does)."""
+    transaction's own lock does not (SQLite's `BEGIN IMMEDIATE` does); `default_app` gets the instances of a
+    database from before apps."""
+    check_app_id(default_app)
     conn.execute(dialect.begin)
     try:
         if lock_schema is not None:
@@ -109,7 +127,7 @@ def migrate(conn: Conn, dialect: Dialect, describe: str, lock_schema: Callable[[
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[target]:
-                conn.execute(statement)
+                conn.execute(statement.replace("{default_app}", default_app))
             conn.execute("UPDATE durahub_meta SET value = ? WHERE key = 'schema_version'", (str(target),))
             log.info("event=schema_migrated database=%s version=%d", describe, target)
     except BaseException:

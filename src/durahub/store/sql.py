@@ -37,8 +37,10 @@ class SqlStore(Store):
 
     dialect: ClassVar[Dialect]
 
-    def __init__(self, *, owner: str = "") -> None:
+    def __init__(self, *, owner: str = "", app_id: str = "durahub") -> None:
         self.owner = owner
+        # The app that instances of a database from before apps are given (schema migration 3).
+        self.default_app = app_id
         self.runner = TransactionRunner(self.dialect, self._connect, connect_inline=self._connect_inline,
                                         publish=self._publish)
         self._announcements = self.runner.announcements
@@ -61,7 +63,7 @@ class SqlStore(Store):
         await self.runner.open(self._migrate)
 
     def _migrate(self, conn: Conn) -> None:
-        migrate(conn, self.dialect, self.describe(), self._lock_schema)
+        migrate(conn, self.dialect, self.describe(), self._lock_schema, self.default_app)
 
     async def close(self) -> None:
         await self.runner.close()
@@ -157,8 +159,8 @@ class SqlStore(Store):
     async def instances_with_status(self, status: int) -> list[str]:
         return await self.runner.read(lambda c: q.instances_with_status(c, status))
 
-    async def list_instance_ids(self, after: str | None, limit: int) -> list[str]:
-        return await self.runner.read(lambda c: q.list_instance_ids(c, after, limit))
+    async def list_instance_ids(self, app_id: str, after: str | None, limit: int) -> list[str]:
+        return await self.runner.read(lambda c: q.list_instance_ids(c, app_id, after, limit))
 
     async def query_instances(self, query: InstanceQuery) -> list[InstanceRow]:
         return await self.runner.read(lambda c: q.query_instances(c, query))
@@ -173,7 +175,7 @@ class SqlStore(Store):
         return await self.runner.write(run)
 
     async def create_with_history(
-        self, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes]],
+        self, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes, str]],
         timers: list[tuple[int, int, bytes]], execution_id: str, updated_us: int,
     ) -> list[int]:
         def run(c: Conn) -> list[int]:

@@ -36,8 +36,8 @@ def connect(path: str, synchronous: str = "FULL", busy_timeout_ms: int = 30000) 
 class SqliteStore(SqlStore):
     dialect = SQLITE
 
-    def __init__(self, path: str, synchronous: str = "full", *, owner: str = "") -> None:
-        super().__init__(owner=owner)
+    def __init__(self, path: str, synchronous: str = "full", *, owner: str = "", app_id: str = "durahub") -> None:
+        super().__init__(owner=owner, app_id=app_id)
         self.path = path
         self.synchronous = synchronous.upper()
         if path != ":memory:":

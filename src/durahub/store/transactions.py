@@ -21,6 +21,7 @@ from durahub.core.state import (
     status_from_name,
     status_name,
 )
+from durahub.errors import shown_id
 from durahub.store.base import (
     CommitResult,
     InstanceExists,
@@ -117,9 +118,9 @@ def insert_new(conn: Conn, new: NewInstance, status: int = PENDING, execution_id
             raise InstanceExists(new.instance_id)
         path = active_descendant(conn, new.instance_id)
         if path:
-            chain = ": ".join(f"child workflow '{p}'" for p in path)
+            chain = ": ".join(f"child workflow '{shown_id(p)}'" for p in path)
             raise InstanceExists(
-                new.instance_id, f"cannot recreate workflow with ID '{new.instance_id}': {chain} is active"
+                new.instance_id, f"cannot recreate workflow with ID '{shown_id(new.instance_id)}': {chain} is active"
             )
         wipe(conn, new.instance_id)
     conn.execute(
@@ -139,7 +140,7 @@ def insert_new(conn: Conn, new: NewInstance, status: int = PENDING, execution_id
 
 
 def create_with_history(
-    c: Conn, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes]],
+    c: Conn, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes, str]],
     timers: list[tuple[int, int, bytes]], execution_id: str, updated_us: int,
 ) -> list[int]:
     """Create an instance from a ready-made history (rerun); an existing id, even a finished one, raises
@@ -154,10 +155,11 @@ def create_with_history(
         )
     return [
         c.execute(
-            "INSERT INTO tasks (instance_id, generation, task_id, payload) VALUES (?, ?, ?, ?) RETURNING seq",
-            (new.instance_id, gen, task_id, payload),
+            "INSERT INTO tasks (instance_id, generation, task_id, payload, app_id) VALUES (?, ?, ?, ?, ?)"
+            " RETURNING seq",
+            (new.instance_id, gen, task_id, payload, app),
         ).fetchone()[0]
-        for gen, task_id, payload in tasks
+        for gen, task_id, payload, app in tasks
     ]
 
 
@@ -314,13 +316,13 @@ def _insert_tasks(c: Conn, t: TurnCommit) -> list[int]:
     """Insert the turn's activity tasks; their seqs in the order of `t.tasks`."""
     lease_until = t.lease_until if t.owner else None
     back = insert_rows(
-        c, "INSERT INTO tasks (instance_id, generation, task_id, payload, lease_owner, lease_until)",
-        [(t.instance_id, gen, task_id, payload, t.owner, lease_until) for gen, task_id, payload in t.tasks],
+        c, "INSERT INTO tasks (instance_id, generation, task_id, payload, lease_owner, lease_until, app_id)",
+        [(t.instance_id, gen, task_id, payload, t.owner, lease_until, app) for gen, task_id, payload, app in t.tasks],
         returning=" RETURNING seq, generation, task_id",
     )
     # RETURNING's row order is unspecified: match by (generation, task id), unique within a turn.
     seq_of = {(gen, task_id): seq for seq, gen, task_id in back}
-    return [seq_of[(gen, task_id)] for gen, task_id, _ in t.tasks]
+    return [seq_of[(gen, task_id)] for gen, task_id, _, _ in t.tasks]
 
 
 def put_in_front(c: Conn, instance_id: str, events: list[bytes]) -> None:
@@ -371,13 +373,17 @@ def release_leases(c: Conn, owner: str) -> tuple[int, int]:
     return instances, tasks
 
 
-def claim_tasks(c: Conn, owner: str, until_us: int, now_us: int, limit: int, skip_locked: str) -> list[TaskRow]:
-    """Lease up to `limit` tasks nobody holds (or whose holder stopped renewing); `skip_locked` is
+def claim_tasks(c: Conn, owner: str, until_us: int, now_us: int, limit: int, skip_locked: str,
+                apps: list[str]) -> list[TaskRow]:
+    """Lease up to `limit` tasks of `apps` nobody holds (or whose holder stopped renewing); `skip_locked` is
     `Dialect.skip_locked`."""
+    if not apps:
+        return []
     rows = c.execute(
         "UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE seq IN ("
-        " SELECT seq FROM tasks WHERE lease_owner IS NULL OR lease_until < ? ORDER BY seq LIMIT ?"
-        f"{skip_locked}) RETURNING seq, instance_id, generation, task_id, payload",
-        (owner, until_us, now_us, limit),
+        f" SELECT seq FROM tasks WHERE app_id IN ({', '.join('?' * len(apps))})"
+        " AND (lease_owner IS NULL OR lease_until < ?) ORDER BY seq LIMIT ?"
+        f"{skip_locked}) RETURNING seq, instance_id, generation, task_id, payload, app_id",
+        (owner, until_us, *apps, now_us, limit),
     ).fetchall()
-    return sorted((TaskRow(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows), key=lambda t: t.seq)
+    return sorted((TaskRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in rows), key=lambda t: t.seq)

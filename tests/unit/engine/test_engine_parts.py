@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("durahub")
 
+from durahub.core.apps import app_of  # noqa: E402
 from durahub.core.state import COMPLETED, RUNNING, InstanceState  # noqa: E402
 from durahub.engine.cache import StateCache  # noqa: E402
 from durahub.engine.dispatch import Streams  # noqa: E402
@@ -35,7 +36,8 @@ def row(instance_id: str, status: int) -> InstanceRow:
 
 
 def task(seq: int, instance_id: str = "i", generation: int = 0, task_id: int = 1) -> PendingTask:
-    return PendingTask(seq, instance_id, generation, task_id, pb.ActivityRequest(name="a", taskId=task_id))
+    return PendingTask(seq, instance_id, generation, task_id, pb.ActivityRequest(name="a", taskId=task_id),
+                       app_id=app_of(instance_id))
 
 
 def parts() -> tuple[ActivityTable, StateCache, Scheduler, Streams]:
@@ -47,8 +49,10 @@ def parts() -> tuple[ActivityTable, StateCache, Scheduler, Streams]:
 
 def drain(scheduler: Scheduler) -> list[object]:
     jobs = []
-    while not scheduler.jobs.empty():
-        jobs.append(scheduler.jobs.get_nowait())
+    for app in scheduler.queued():
+        queue = scheduler.queue(app)
+        while not queue.empty():
+            jobs.append(queue.get_nowait())
     return jobs
 
 
@@ -104,12 +108,12 @@ def test_activity_table_counts_open_tasks_and_drops_by_generation() -> None:
     tasks.add(task(1, generation=0, task_id=1))
     tasks.add(task(2, generation=1, task_id=1))  # the same task id in the next generation
     tasks.add(task(3, instance_id="other"))
-    assert tasks.find("i", 1) is not None and tasks.find("i", 1).seq == 2
+    assert tasks.find("i", "", 1) is not None and tasks.find("i", "", 1).seq == 2
     assert tasks.has_open("i") and len(tasks) == 3
     tasks.drop_instance("i", keep_generation=1)
     assert [t.seq for t in tasks] == [2, 3]
     tasks.drop(tasks.get(2))  # type: ignore[arg-type]
-    assert not tasks.has_open("i") and tasks.find("i", 1) is None
+    assert not tasks.has_open("i") and tasks.find("i", "", 1) is None
     tasks.drop_instance("i", keep_generation=None)  # nothing left: a no-op
     assert tasks.seqs() == [3]
 
@@ -176,7 +180,7 @@ def test_timers_schedule_their_instance_when_they_come() -> None:
 def test_a_closed_stream_gives_back_its_turn_and_tasks_and_late_answers_still_match() -> None:
     async def scenario() -> None:
         tasks, _, scheduler, streams = parts()
-        stream = streams.open([], None)
+        stream = streams.open([], None, "i")
         pending = task(7)
         tasks.add(pending)
         pending.token = streams.issue(stream, pending)

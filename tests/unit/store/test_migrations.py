@@ -20,8 +20,10 @@ def test_version_1_file_is_upgraded_and_keeps_its_data(tmp_path) -> None:
     async def run() -> None:
         store = SqliteStore(path)
         await store.open()
-        row = await store.get_instance("old-1")
+        # Instances from before apps belong to the default app: their ids are now its keys.
+        row = await store.get_instance("durahub|old-1")
         assert row is not None and row.name == "wf"
+        assert await store.get_instance("old-1") is None
         await store.close()
 
     asyncio.run(run())

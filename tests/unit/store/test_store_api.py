@@ -63,7 +63,7 @@ def test_a_store_round_trip(tmp_path: Path) -> None:
                 instance_id="p", status=RUNNING, name="wf", execution_id="x", generation=0, created_us=1,
                 updated_us=3, input='"in"', output=None, failure=None, custom_status=None, parent_instance_id=None,
                 parent_task_id=None, history_start=0, events=[b"h"], consumed=[r.seq for r in inbox],
-                tasks=[(0, 5, b"task")], children=[child],
+                tasks=[(0, 5, b"task", "app")], children=[child],
             ))
             assert result.created == ["c"] and result.woken == {"c"}
             assert [t.seq for t in await store.pending_tasks()] == result.task_seqs

@@ -45,7 +45,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> 
     assert "lease_owner" not in _columns(conn, "instances")
     migrate(conn, SQLITE, "test")
     assert _version(conn) == SCHEMA_VERSION
-    assert conn.execute("SELECT instance_id, lease_owner FROM instances").fetchall() == [("a", None)]
+    assert conn.execute("SELECT instance_id, lease_owner FROM instances").fetchall() == [("durahub|a", None)]
 
 
 def test_a_newer_database_is_refused_and_left_alone(tmp_path: Path) -> None:

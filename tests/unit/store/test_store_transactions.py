@@ -132,7 +132,7 @@ def test_create_with_history_refuses_even_a_finished_id(conn: SqliteConn) -> Non
     _set_status(conn, "a", COMPLETED)
     with pytest.raises(InstanceExists):
         tx.create_with_history(conn, _new("a"), RUNNING, [b"e"], [], [], "x", 5)
-    seqs = tx.create_with_history(conn, _new("b"), RUNNING, [b"e0", b"e1"], [(0, 1, b"t1"), (0, 2, b"t2")],
+    seqs = tx.create_with_history(conn, _new("b"), RUNNING, [b"e0", b"e1"], [(0, 1, b"t1", "app"), (0, 2, b"t2", "app")],
                                   [(0, 99, b"timer")], "x", 5)
     assert [t.seq for t in q.pending_tasks(conn)] == seqs and len(seqs) == 2
     assert q.load_history(conn, "b") == [b"e0", b"e1"]
@@ -165,7 +165,7 @@ def test_commit_turn_puts_inbox_front_first_and_wakes_the_instance(conn: SqliteC
 def test_commit_turn_appends_history_consumes_and_queues_tasks_and_timers(conn: SqliteConn) -> None:
     tx.insert_new(conn, _new("a"))
     start_seq = q.load_inbox(conn, "a", 0, 10)[0].seq
-    result = tx.commit_turn(conn, _commit("a", consumed=[start_seq], tasks=[(0, 2, b"t2"), (0, 1, b"t1")],
+    result = tx.commit_turn(conn, _commit("a", consumed=[start_seq], tasks=[(0, 2, b"t2", "app"), (0, 1, b"t1", "app")],
                                           timers=[(0, 500, b"timer")]))
     assert q.load_history(conn, "a") == [b"h0", b"h1"]
     assert _inbox(conn, "a") == [(500, 0, b"timer")]
@@ -236,7 +236,7 @@ def test_commit_turn_messages_reach_active_instances_only(conn: SqliteConn) -> N
 
 def test_a_terminal_commit_drops_the_instances_tasks_and_inbox(conn: SqliteConn) -> None:
     tx.insert_new(conn, _new("a"))
-    tx.commit_turn(conn, _commit("a", tasks=[(0, 1, b"t")], timers=[(0, 9, b"timer")]))
+    tx.commit_turn(conn, _commit("a", tasks=[(0, 1, b"t", "app")], timers=[(0, 9, b"timer")]))
     tx.commit_turn(conn, _commit("a", status=COMPLETED, history_start=2, events=[b"done"], updated_us=77))
     assert q.pending_tasks(conn) == [] and _inbox(conn, "a") == []
     row = q.get_instance(conn, "a")
@@ -258,14 +258,18 @@ def test_commit_turn_under_another_owners_lease_is_refused(conn: SqliteConn) -> 
 
 def test_claim_tasks_takes_only_unheld_or_expired_tasks(conn: SqliteConn) -> None:
     tx.insert_new(conn, _new("a"))
-    seqs = tx.create_with_history(conn, _new("b"), RUNNING, [], [(0, 1, b"t1"), (0, 2, b"t2")], [], "x", 1)
-    assert [t.seq for t in tx.claim_tasks(conn, "me", 100, 0, 1, SQLITE.skip_locked)] == seqs[:1]
-    assert [t.seq for t in tx.claim_tasks(conn, "other", 100, 0, 10, SQLITE.skip_locked)] == seqs[1:]
-    assert tx.claim_tasks(conn, "other", 100, 50, 10, SQLITE.skip_locked) == []
-    assert [t.seq for t in tx.claim_tasks(conn, "other", 300, 150, 10, SQLITE.skip_locked)] == seqs
+    seqs = tx.create_with_history(conn, _new("b"), RUNNING, [], [(0, 1, b"t1", "app"), (0, 2, b"t2", "app")], [], "x", 1)
+    assert [t.seq for t in tx.claim_tasks(conn, "me", 100, 0, 1, SQLITE.skip_locked, ["app"])] == seqs[:1]
+    assert [t.seq for t in tx.claim_tasks(conn, "other", 100, 0, 10, SQLITE.skip_locked, ["app"])] == seqs[1:]
+    assert tx.claim_tasks(conn, "other", 100, 50, 10, SQLITE.skip_locked, ["app"]) == []
+    assert [t.seq for t in tx.claim_tasks(conn, "other", 300, 150, 10, SQLITE.skip_locked, ["app"])] == seqs
 
 
 # -- purge ------------------------------------------------------------------------------------------------
+
+
+def _ids(conn: SqliteConn) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT instance_id FROM instances ORDER BY instance_id").fetchall()]
 
 
 def _tree(conn: SqliteConn) -> None:
@@ -280,14 +284,14 @@ def test_purge_recursive_deletes_the_tree_children_first(conn: SqliteConn) -> No
     purged = tx.purge(conn, "p", recursive=True, force=False)
     assert sorted(purged) == ["c1", "c2", "g", "p"]
     assert purged.index("g") < purged.index("c1") and purged[-1] == "p"
-    assert q.list_instance_ids(conn, None, 10) == ["other"]
+    assert _ids(conn) == ["other"]
     assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 1
 
 
 def test_purge_without_recursion_leaves_the_children(conn: SqliteConn) -> None:
     _tree(conn)
     assert tx.purge(conn, "p", recursive=False, force=False) == ["p"]
-    assert q.list_instance_ids(conn, None, 10) == ["c1", "c2", "g"]
+    assert _ids(conn) == ["c1", "c2", "g"]
 
 
 def test_purge_refuses_active_instances_unless_forced(conn: SqliteConn) -> None:
@@ -301,3 +305,16 @@ def test_purge_refuses_active_instances_unless_forced(conn: SqliteConn) -> None:
     with pytest.raises(InstanceNotFound):
         tx.purge(conn, "nobody", recursive=False, force=False)
     assert sorted(tx.purge(conn, "p", recursive=True, force=True)) == ["c1", "c2", "g", "p"]
+
+
+def test_listing_ids_and_claiming_tasks_stay_within_their_apps(conn: SqliteConn) -> None:
+    for key in ("a|1", "a|2", "b|1", "a-b|1"):
+        tx.insert_new(conn, _new(key))
+    assert q.list_instance_ids(conn, "a", None, 10) == ["a|1", "a|2"]
+    assert q.list_instance_ids(conn, "a", "a|1", 10) == ["a|2"]
+    assert q.list_instance_ids(conn, "b", None, 10) == ["b|1"]
+    seqs = tx.create_with_history(conn, _new("a|3"), RUNNING, [], [(0, 1, b"t1", "a"), (0, 2, b"t2", "b")], [],
+                                  "x", 1)
+    claimed = tx.claim_tasks(conn, "me", 100, 0, 10, SQLITE.skip_locked, ["b"])
+    assert [(t.seq, t.app_id) for t in claimed] == [(seqs[1], "b")]
+    assert tx.claim_tasks(conn, "me", 100, 0, 10, SQLITE.skip_locked, []) == []
