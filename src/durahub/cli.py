@@ -33,7 +33,8 @@ def main() -> None:
 @click.option("--http-port", envvar="DURAHUB_HTTP_PORT", type=int, default=3500, show_default=True)
 @click.option("--db", envvar="DURAHUB_DB", default=".durahub/durahub.db", show_default=True,
               help="SQLite database file, or a postgresql:// URL.")
-@click.option("--app-id", envvar="DURAHUB_APP_ID", default="durahub", show_default=True)
+@click.option("--app-id", envvar="DURAHUB_APP_ID", default="durahub", show_default=True,
+              help="The app of workers connecting to these ports (other apps get endpoints of their own).")
 @click.option("--max-message-bytes", envvar="DURAHUB_MAX_MESSAGE_BYTES", type=int, default=4 * 1024 * 1024,
               show_default=True, help="Largest gRPC message accepted or sent.")
 @click.option("--sqlite-synchronous", envvar="DURAHUB_SQLITE_SYNCHRONOUS", type=click.Choice(["full", "normal"]),
@@ -81,22 +82,31 @@ async def _serve(server: Server) -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--app-id", envvar="APP_ID", default="durahub-app", show_default=True)
+@click.option("--app-id", envvar="APP_ID", default=None,
+              help="The app's identity (as `dapr run --app-id`). Default: named after the command's script or module.")
 @click.option("--db", envvar="DURAHUB_DB", default=".durahub/durahub.db", show_default=True)
 @click.option("--grpc-port", type=int, default=50001, show_default=True)
 @click.option("--http-port", type=int, default=3500, show_default=True)
 @click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(app_id: str, db: str, grpc_port: int, http_port: int, log_level: str, command: tuple[str, ...]) -> None:
+def run(app_id: str | None, db: str, grpc_port: int, http_port: int, log_level: str, command: tuple[str, ...]) -> None:
     """Run COMMAND next to an engine, like `dapr run -- COMMAND`.
 
     Starts the engine (or attaches to one already serving on those ports, also one another `durahub run`
-    started at the same moment), exports DAPR_GRPC_PORT, DAPR_HTTP_PORT and APP_ID to the command, forwards
+    started at the same moment; an app other than the engine's own then gets an endpoint of its own, so its
+    workers and calls are that app's), exports DAPR_GRPC_PORT, DAPR_HTTP_PORT and APP_ID to the command, forwards
     SIGINT/SIGTERM (escalating to SIGTERM and SIGKILL if the command does not exit), stops the engine it started
     once the command and every command attached to that engine have exited, and exits with the command's exit
     code.
     """
-    from durahub.launcher import run_with_engine
+    from durahub.core.apps import check_app_id
+    from durahub.errors import InvalidAppId
+    from durahub.launcher import default_app_id, run_with_engine
 
+    app_id = app_id or default_app_id(list(command))
+    try:
+        check_app_id(app_id)
+    except InvalidAppId as exc:
+        raise click.BadParameter(str(exc), param_hint="--app-id") from None
     raise SystemExit(run_with_engine(list(command), app_id=app_id, db=db, grpc_port=grpc_port, http_port=http_port,
                                      log_level=log_level))

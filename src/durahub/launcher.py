@@ -24,7 +24,9 @@ and then SIGKILL. It then stops the engine it owns, and exits with the app's exi
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,6 +55,44 @@ def engine_ready(http_port: int) -> bool:
             return bool(resp.status == 204)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def _http_json(url: str, body: dict[str, object] | None = None) -> dict[str, object]:
+    """GET (or POST `body` to) a URL of the engine's HTTP API, with the API token if one is set."""
+    headers = {"Content-Type": "application/json"}
+    token = os.environ.get("DAPR_API_TOKEN")
+    if token:
+        headers["dapr-api-token"] = token
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return dict(json.loads(resp.read() or b"{}"))
+
+
+def app_endpoint(http_port: int, app_id: str) -> tuple[int, int] | None:
+    """The (gRPC, HTTP) ports of `app_id` on the engine serving HTTP on `http_port`: None when it is the engine's
+    own app (its main ports), else the app's own endpoint, which the engine opens if it has none yet."""
+    base = f"http://127.0.0.1:{http_port}"
+    if _http_json(f"{base}/v1.0/metadata").get("id") == app_id:
+        return None
+    opened = _http_json(f"{base}/durahub/v1/apps", {"app_id": app_id})
+    return int(str(opened["grpc_port"])), int(str(opened["http_port"]))
+
+
+def default_app_id(command: list[str]) -> str:
+    """A stable app id named after what the command runs (its script or module), so that apps started without
+    `--app-id` differ from each other and keep their id across restarts: `python3 multi-app1.py` ->
+    `multi-app1`, `uvicorn examples.management_api.app:app` -> `examples-management_api-app-app`."""
+    launchers = {"python", "python3", "uvicorn", "gunicorn", "hypercorn", "fastapi", "flask"}
+    for word in command:
+        base = os.path.basename(word)
+        if word.startswith("-") or base in launchers or re.fullmatch(r"python3(\.\d+)?", base):
+            continue
+        name = re.sub(r"\.py$", "", base)
+        name = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")
+        if name:
+            return name
+    return "durahub-app"
 
 
 def _pump(stream: IO[bytes], prefix: str, out: IO[str]) -> None:
@@ -197,8 +237,17 @@ def run_with_engine(command: list[str], *, app_id: str, db: str, grpc_port: int,
     try:
         _flock(start_lock, fcntl.LOCK_EX)
         if engine_ready(http_port):
-            print(f"{ENGINE_PREFIX}attaching to the engine already serving on HTTP port {http_port}", flush=True)
             _flock(users_lock, fcntl.LOCK_SH)  # its owner keeps it running until our app has exited
+            try:
+                own = app_endpoint(http_port, app_id)
+            except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+                print(f"{ENGINE_PREFIX}cannot get an endpoint for app '{app_id}' from the engine on HTTP port"
+                      f" {http_port}: {exc}", file=sys.stderr, flush=True)
+                return 1
+            if own is not None:
+                grpc_port, http_port = own
+            print(f"{ENGINE_PREFIX}attached to the running engine as app '{app_id}' (gRPC port {grpc_port}, HTTP"
+                  f" port {http_port})", flush=True)
         else:
             cmd = [sys.executable, "-m", "durahub", "serve", "--grpc-port", str(grpc_port), "--http-port",
                    str(http_port), "--db", db, "--app-id", app_id, "--log-level", log_level]

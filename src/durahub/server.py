@@ -81,6 +81,10 @@ def open_store(config: Config, owner: str = "") -> Store:
     return SqliteStore(config.db, synchronous=config.sqlite_synchronous, owner=owner, app_id=config.app_id)
 
 
+# Endpoints are opened on request (`POST /durahub/v1/apps`): a bound on what a caller can make the engine hold.
+MAX_APP_ENDPOINTS = 64
+
+
 @dataclass
 class Endpoint:
     """One app's listeners: workers connecting to its gRPC port are that app's, and its HTTP API addresses that
@@ -128,6 +132,8 @@ class Server:
         async with self._opening:
             endpoint = self.endpoints.get(app_id)
             if endpoint is None:
+                if len(self.endpoints) >= MAX_APP_ENDPOINTS:
+                    raise OSError(f"this engine already serves {MAX_APP_ENDPOINTS} apps, its limit")
                 endpoint = await self._open_endpoint(app_id, grpc_port, http_port)
                 log.info("event=app_endpoint_opened app=%s grpc=%d http=%d", app_id, endpoint.grpc_port,
                          endpoint.http_port)
@@ -145,7 +151,10 @@ class Server:
         taskhub_grpc.add_TaskHubSidecarServiceServicer_to_server(  # type: ignore[no-untyped-call]
             TaskHubService(self.engine, app_id), server)
         add_dapr_workflow_methods(DaprWorkflowService(self.engine, app_id), server)
-        bound = server.add_insecure_port(f"{host}:{grpc_port}")
+        try:
+            bound = server.add_insecure_port(f"{host}:{grpc_port}")
+        except RuntimeError:  # grpcio's "failed to bind"
+            bound = 0
         if bound == 0:
             raise OSError(f"cannot listen for gRPC on {host}:{grpc_port}")
         await server.start()
@@ -155,8 +164,8 @@ class Server:
         task = asyncio.create_task(http.serve(), name=f"durahub-http-{app_id}")
         while not http.started:
             if task.done():
+                # uvicorn reports a port it cannot bind by exiting (SystemExit): an OSError to our callers.
                 await server.stop(None)
-                task.result()
                 raise OSError(f"cannot listen for HTTP on {host}:{http_port}")
             await asyncio.sleep(0.01)
         bound_http = http.servers[0].sockets[0].getsockname()[1] if http_port == 0 else http_port
