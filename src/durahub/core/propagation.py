@@ -43,12 +43,13 @@ class SerializedEvents:
     def __init__(self) -> None:
         self._raw: list[bytes] = []
 
-    def of(self, events: Sequence[pb.HistoryEvent]) -> list[bytes]:
-        """The serialized `events`, which must extend the events this object was given before."""
+    def of(self, events: Sequence[pb.HistoryEvent]) -> Sequence[bytes]:
+        """The serialized `events`, which must extend the events this object was given before (a call's
+        history is the history of the calls before it plus events)."""
         if len(events) < len(self._raw):
             raise ValueError(f"history of {len(events)} events is shorter than the {len(self._raw)} already serialized")
         self._raw.extend(serialize_event(event) for event in events[len(self._raw):])
-        return self._raw[: len(events)]
+        return self._raw
 
 
 def workflow_name_of(events: Sequence[pb.HistoryEvent]) -> str:
