@@ -1,5 +1,6 @@
 """The python-sdk's own history-propagation example (v1.18.3, pinned in examples/sdk_pinned/) run against
-durahub as its sidecar, checked for the lines the SDK's example test expects (tests/examples/test_workflow.py)."""
+durahub as its sidecar, checked for the lines the SDK's example test expects
+(python-sdk tests/examples/test_workflow.py)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ EXPECTED = [
 
 def test_the_sdk_history_propagation_example_sees_its_parents_history(server: DurahubServer) -> None:
     # The app gets the engine's address the way `dapr run` / `durahub run` export it.
-    proc = subprocess.run([sys.executable, str(EXAMPLE)], cwd=EXAMPLE.parent, env={**os.environ, **server.sdk_env()},
-                          capture_output=True, text=True, timeout=90)
+    proc = subprocess.run([sys.executable, str(EXAMPLE)], cwd=EXAMPLE.parent,
+                          env={**os.environ, **server.sdk_env()}, capture_output=True, text=True, timeout=90)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     missing = [line for line in EXPECTED if line not in output]

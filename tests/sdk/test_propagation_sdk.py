@@ -31,7 +31,9 @@ def summary(history: wf.PropagatedHistory | None) -> dict[str, Any] | None:
                 "app_id": w.app_id,
                 "instance_id": w.instance_id,
                 "name": w.name,
-                "activities": [[a.name, a.completed, a.output] for n in names for a in w.get_activities_by_name(n)],
+                "activities": [
+                    [a.name, a.completed, a.output] for n in names for a in w.get_activities_by_name(n)
+                ],
             }
             for w in history.get_workflows()
         ],
@@ -116,8 +118,8 @@ def plain_parent_wf(ctx: wf.DaprWorkflowContext, _: Any):
 
 
 WORKFLOWS = [
-    activity_caller_wf, chain_root_wf, chain_middle_wf, chain_leaf_wf, every_turn_parent_wf, every_turn_child_wf,
-    can_parent_wf, can_child_wf, can_root_wf, plain_parent_wf,
+    activity_caller_wf, chain_root_wf, chain_middle_wf, chain_leaf_wf, every_turn_parent_wf,
+    every_turn_child_wf, can_parent_wf, can_child_wf, can_root_wf, plain_parent_wf,
 ]
 ACTIVITIES = [greet, echo, report_history]
 
@@ -133,7 +135,8 @@ def run(client: wf.DaprWorkflowClient, workflow: Any, input: Any) -> tuple[str, 
     client.schedule_new_workflow(workflow, input=input, instance_id=iid)
     st = complete(client, iid)
     assert st.runtime_status == wf.WorkflowStatus.COMPLETED, describe(st)
-    return iid, json.loads(st.serialized_output) if st.serialized_output else None  # a None result has no output
+    # A workflow that returns None has no output.
+    return iid, json.loads(st.serialized_output) if st.serialized_output else None
 
 
 def chunk(app_id: str, instance_id: str, name: str, *activities: list[Any]) -> dict[str, Any]:
@@ -149,12 +152,15 @@ def test_an_activity_sees_its_callers_history_up_to_its_own_call(
         "scope": scope,
         "app_ids": [app_id],
         "workflows": [
-            chunk(app_id, iid, "activity_caller_wf", ["greet", True, '"hello a"'], ["report_history", False, None])
+            chunk(app_id, iid, "activity_caller_wf",
+                  ["greet", True, '"hello a"'], ["report_history", False, None])
         ],
     }
 
 
-def test_lineage_gives_the_grandchild_the_root_chunk_then_the_childs(client: wf.DaprWorkflowClient, app_id: str) -> None:
+def test_lineage_gives_the_grandchild_the_root_chunk_then_the_childs(
+    client: wf.DaprWorkflowClient, app_id: str
+) -> None:
     iid, seen = run(client, chain_root_wf, "LINEAGE")
     root = chunk(app_id, iid, "chain_root_wf", ["greet", True, '"hello root"'])
     assert seen["middle"] == {"scope": "LINEAGE", "app_ids": [app_id], "workflows": [root]}
@@ -162,7 +168,9 @@ def test_lineage_gives_the_grandchild_the_root_chunk_then_the_childs(client: wf.
     assert seen["leaf"] == {"scope": "LINEAGE", "app_ids": [app_id], "workflows": [root, middle]}
 
 
-def test_own_history_gives_the_grandchild_the_childs_chunk_only(client: wf.DaprWorkflowClient, app_id: str) -> None:
+def test_own_history_gives_the_grandchild_the_childs_chunk_only(
+    client: wf.DaprWorkflowClient, app_id: str
+) -> None:
     iid, seen = run(client, chain_root_wf, "OWN_HISTORY")
     root = chunk(app_id, iid, "chain_root_wf", ["greet", True, '"hello root"'])
     assert seen["middle"] == {"scope": "OWN_HISTORY", "app_ids": [app_id], "workflows": [root]}
@@ -177,7 +185,9 @@ def test_a_child_sees_its_incoming_history_on_every_turn(client: wf.DaprWorkflow
     assert seen == [expected, expected, expected]
 
 
-def test_continue_as_new_with_lineage_adds_the_prior_generation(client: wf.DaprWorkflowClient, app_id: str) -> None:
+def test_continue_as_new_with_lineage_adds_the_prior_generation(
+    client: wf.DaprWorkflowClient, app_id: str
+) -> None:
     iid, seen = run(client, can_parent_wf, "LINEAGE")
     parent = chunk(app_id, iid, "can_parent_wf", ["greet", True, '"hello parent"'])
     gen1 = chunk(app_id, f"{iid}-child", "can_child_wf", ["greet", True, '"hello gen1"'])

@@ -42,13 +42,17 @@ class SerializedEvents:
 
     def __init__(self) -> None:
         self._raw: list[bytes] = []
+        self._last: pb.HistoryEvent | None = None  # the last event serialized, to recognise its history
 
     def of(self, events: Sequence[pb.HistoryEvent]) -> Sequence[bytes]:
         """The serialized `events`, which must extend the events this object was given before (a call's
         history is the history of the calls before it plus events)."""
-        if len(events) < len(self._raw):
-            raise ValueError(f"history of {len(events)} events is shorter than the {len(self._raw)} already serialized")
-        self._raw.extend(serialize_event(event) for event in events[len(self._raw):])
+        done = len(self._raw)
+        if len(events) < done or (done and events[done - 1] is not self._last):
+            raise ValueError("these events do not extend the history already serialized")
+        self._raw.extend(serialize_event(event) for event in events[done:])
+        if events:
+            self._last = events[-1]
         return self._raw
 
 
@@ -71,7 +75,8 @@ def own_chunk(
     if not events:
         return None
     raw = serialized.of(events) if serialized is not None else [serialize_event(e) for e in events]
-    chunk = pb.PropagatedHistoryChunk(appId=app_id, instanceId=instance_id, workflowName=workflow_name_of(events))
+    chunk = pb.PropagatedHistoryChunk(appId=app_id, instanceId=instance_id,
+                                      workflowName=workflow_name_of(events))
     chunk.rawEvents.extend(raw)
     return chunk
 
@@ -95,7 +100,8 @@ def assemble(
     if not app_id:
         # The SDK rejects a chunk without an app id, failing the activity or workflow that reads it.
         raise ValueError("propagated history needs the app id of the engine producing it")
-    history = pb.PropagatedHistory(scope=scope)  # type: ignore[arg-type]  # an enum value (the stubs want the enum type)
+    # The stubs want the enum type for `scope`; any int is a valid (open) proto3 enum value.
+    history = pb.PropagatedHistory(scope=scope)  # type: ignore[arg-type]
     if scope == LINEAGE and received is not None:
         history.chunks.extend(received.chunks)
     chunk = own_chunk(own_events, app_id=app_id, instance_id=instance_id, serialized=serialized)
@@ -155,8 +161,8 @@ class Propagation:
     def next_generation(self, history: Sequence[pb.HistoryEvent]) -> pb.PropagatedHistory | None:
         """The next generation's incoming history, `history` being this generation's when it continues as
         new (the events of the actions before the continue-as-new included)."""
-        return next_generation_incoming(history, self.incoming, app_id=self.app_id, instance_id=self.instance_id,
-                                        serialized=self.serialized)
+        return next_generation_incoming(history, self.incoming, app_id=self.app_id,
+                                        instance_id=self.instance_id, serialized=self.serialized)
 
 
 def _varint_size(value: int) -> int:
@@ -182,5 +188,5 @@ def oversized_activity(request: pb.ActivityRequest, budget: int) -> str | None:
     size: int = request.ByteSize()
     if size <= budget:
         return None
-    return (f"activity '{request.name}::{request.taskId}' payload of {size} bytes exceeds the dispatch budget of "
-            f"{budget} bytes (95% of the max message size)")
+    return (f"activity '{request.name}::{request.taskId}' payload of {size} bytes exceeds the dispatch budget "
+            f"of {budget} bytes (95% of the max message size)")
