@@ -15,10 +15,10 @@ import pytest
 from durahub.core.retention import RetentionPolicy, since_key
 from durahub.core.state import CANCELED, COMPLETED, FAILED, RUNNING, TERMINATED, status_name
 from durahub.engine.retention import RetentionPurger
-from durahub.store import queries as q
 from durahub.store import transactions as tx
 from durahub.store.base import NewInstance, TurnCommit
 from durahub.store.postgres import PostgresStore
+from durahub.store.runner import Conn
 from durahub.store.schema import migrate
 from durahub.store.sqlite import SQLITE, SqliteConn, SqliteStore
 from testsupport.databases import BACKEND, create_pg_database, drop_pg_database
@@ -46,6 +46,10 @@ def _finished(c: SqliteConn, iid: str, status: int, at_us: int | None, parent: s
               (status_name(status), at_us, iid))
 
 
+def _all_ids(c: Conn) -> list[str]:
+    return [r[0] for r in c.execute("SELECT instance_id FROM instances ORDER BY instance_id")]
+
+
 def _count(c: SqliteConn, table: str) -> int:
     return int(c.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
@@ -63,11 +67,11 @@ def test_purge_expired_takes_the_status_in_the_window_oldest_first_and_alone(con
     assert tx.purge_expired(conn, COMPLETED, 100, 200, 10, SQLITE.skip_locked) == ["done-0", "done-3"]
     assert tx.purge_expired(conn, COMPLETED, 100, 200, 10, SQLITE.skip_locked) == []
     left = ["before-since", "child", "failed", "not-yet", "running"]
-    assert q.list_instance_ids(conn, None, 100) == left
+    assert _all_ids(conn) == left
     # Everything of the purged went with them; the child of a purged parent stays, with its parent id.
     for table in ("history", "inbox", "tasks"):
         assert _count(conn, table) == len(left)
-    assert q.get_instance(conn, "child").parent_instance_id == "done-1"  # type: ignore[union-attr]
+    assert conn.execute("SELECT parent_instance_id FROM instances WHERE instance_id = 'child'").fetchone() == ("done-1",)
 
 
 class _PlanningConn(SqliteConn):
@@ -110,7 +114,7 @@ async def _finish(store: SqliteStore | PostgresStore, iid: str, status: int, at_
 
 
 async def _ids(store: SqliteStore | PostgresStore) -> list[str]:
-    return await store.list_instance_ids(None, 1000)
+    return await store.runner.read(_all_ids)
 
 
 def test_a_sweep_purges_what_its_status_made_due_and_only_what_finished_under_the_policy(
