@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import timedelta
 
 import click
 
 from durahub import __version__
 from durahub.config import Config
+from durahub.core.retention import parse_duration
 from durahub.server import Server
 
 
@@ -19,6 +21,16 @@ def setup_logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
     )
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    """A Go-style duration (`90s`, `15m`, `24h`, `1h30m`), as Dapr's configuration writes them."""
+    if value is None:
+        return None
+    try:
+        return timedelta(microseconds=parse_duration(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 @click.group()
@@ -48,10 +60,20 @@ def main() -> None:
               " leases before the others take its work over.")
 @click.option("--api-token", envvar="DAPR_API_TOKEN", default=None,
               help="Require this dapr-api-token on every call except health checks.")
+@click.option("--retention-any-terminal", envvar="DURAHUB_RETENTION_ANY_TERMINAL", callback=_duration,
+              metavar="DURATION", help="Purge finished instances this long after they finish (90s, 15m, 24h,"
+              " 1h30m; Dapr's stateRetentionPolicy): those finishing once it is set, each child on its own.")
+@click.option("--retention-completed", envvar="DURAHUB_RETENTION_COMPLETED", callback=_duration,
+              metavar="DURATION", help="The same for COMPLETED instances; wins over --retention-any-terminal.")
+@click.option("--retention-failed", envvar="DURAHUB_RETENTION_FAILED", callback=_duration,
+              metavar="DURATION", help="The same for FAILED instances; wins over --retention-any-terminal.")
+@click.option("--retention-terminated", envvar="DURAHUB_RETENTION_TERMINATED", callback=_duration,
+              metavar="DURATION", help="The same for TERMINATED instances; wins over --retention-any-terminal.")
 @click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
 def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_message_bytes: int,
           sqlite_synchronous: str, health_ping_seconds: float, lease_seconds: float, worker_grace_seconds: float,
-          api_token: str | None,
+          api_token: str | None, retention_any_terminal: timedelta | None, retention_completed: timedelta | None,
+          retention_failed: timedelta | None, retention_terminated: timedelta | None,
           log_level: str) -> None:
     """Run the engine: gRPC (TaskHubSidecarService) and HTTP (Dapr health/metadata)."""
     setup_logging(log_level)
@@ -59,7 +81,9 @@ def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_m
                     max_message_bytes=max_message_bytes, sqlite_synchronous=sqlite_synchronous,
                     health_ping_seconds=health_ping_seconds, lease_seconds=lease_seconds,
                     worker_grace_seconds=worker_grace_seconds, log_level=log_level,
-                    api_token=api_token or None)
+                    api_token=api_token or None, retention_any_terminal=retention_any_terminal,
+                    retention_completed=retention_completed, retention_failed=retention_failed,
+                    retention_terminated=retention_terminated)
     try:
         asyncio.run(_serve(Server(config)))
     except (RuntimeError, OSError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -36,6 +37,12 @@ class Config:
     worker_grace_seconds: float = 2.0
     # When set, every call but the health endpoints must carry it as `dapr-api-token`.
     api_token: str | None = None
+    # Retention (Dapr's stateRetentionPolicy): finished instances are purged this long after they finish; a
+    # status's own time to live wins over `retention_any_terminal`; None keeps them forever.
+    retention_any_terminal: timedelta | None = None
+    retention_completed: timedelta | None = None
+    retention_failed: timedelta | None = None
+    retention_terminated: timedelta | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:

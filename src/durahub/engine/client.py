@@ -134,6 +134,15 @@ class Instances:
         return len(purged)
 
     @run_to_completion
+    async def purge_expired(self, status: int, since_us: int, before_us: int, limit: int) -> list[str]:
+        """Retention: purge up to `limit` instances with this terminal status that finished in
+        [since_us, before_us), each alone (its children have their own). Returns their ids."""
+        purged = await self._store.purge_expired(status, since_us, before_us, limit)
+        for gone in purged:
+            self._reset(gone)
+        return purged
+
+    @run_to_completion
     async def purge_matching(self, query: InstanceQuery) -> int:
         """Purge each finished instance the query matches (recursively). Active ones are left alone."""
         check_text(name=query.name, id_prefix=query.id_prefix, parent_id=query.parent_id)

@@ -20,12 +20,14 @@ from collections.abc import Callable
 
 from durahub.config import Config
 from durahub.core.apps import app_of, check_app_id, id_of, instance_key, split_key
+from durahub.core.retention import RetentionPolicy
 from durahub.core.state import STALLED
 from durahub.engine.activities import ActivityResults
 from durahub.engine.cache import StateCache
 from durahub.engine.client import Instances
 from durahub.engine.dispatch import Streams
 from durahub.engine.leases import LocalLeases, SharedLeases
+from durahub.engine.retention import RetentionPurger
 from durahub.engine.scheduler import Scheduler
 from durahub.engine.tasks import ActivityTable
 from durahub.engine.turns import TurnRunner
@@ -68,6 +70,10 @@ class Engine:
         self._instances = Instances(config, store, self._cache, self._scheduler, self._streams, self._leases,
                                     self._waiters, add_task, self._reset)
         self._timer_task: asyncio.Task[None] | None = None
+        retention = RetentionPolicy.of(config.retention_any_terminal, config.retention_completed,
+                                       config.retention_failed, config.retention_terminated)
+        self._retention = (RetentionPurger(retention, store, self._instances.purge_expired)
+                           if retention.enabled else None)
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -82,8 +88,12 @@ class Engine:
         self._timer_task = asyncio.create_task(self._scheduler.run_timers(), name="durahub-timers")
         log.info("event=engine_started tasks=%d ready=%d timers=%d", len(self._tasks), self._scheduler.ready_count,
                  self._scheduler.timer_count)
+        if self._retention is not None:
+            await self._retention.start()
 
     async def stop(self) -> None:
+        if self._retention is not None:
+            await self._retention.stop()
         if self._timer_task is not None:
             self._timer_task.cancel()
             try:

@@ -237,6 +237,16 @@ class Store(abc.ABC):
         """Delete a terminal instance (and, recursively, its children first). Returns the ids deleted."""
 
     @abc.abstractmethod
+    async def purge_expired(self, status: int, since_us: int, before_us: int, limit: int) -> list[str]:
+        """Delete up to `limit` instances with this terminal status that finished in [since_us, before_us),
+        the earliest first, each alone (not its children; retention). Returns the ids deleted. Processes
+        running it at once delete different instances: one skips those another is deleting."""
+
+    @abc.abstractmethod
+    async def setdefault_setting(self, key: str, value: str) -> str:
+        """The database's setting `key`, set to `value` first if it has none (the first writer wins)."""
+
+    @abc.abstractmethod
     async def create_with_history(
         self, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes, str]],
         timers: list[tuple[int, int, bytes]], execution_id: str, updated_us: int,

@@ -90,6 +90,12 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE tasks ADD COLUMN app_id TEXT",
         "UPDATE tasks SET app_id = '{default_app}'",
     ],
+    # 4: finished instances by status and completion time, for retention's oldest-first purge; running ones
+    # (no completion time) stay out of it and cost no upkeep.
+    4: [
+        "CREATE INDEX IF NOT EXISTS instances_completed ON instances(status, completed_us)"
+        " WHERE completed_us IS NOT NULL",
+    ],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

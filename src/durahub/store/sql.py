@@ -174,6 +174,20 @@ class SqlStore(Store):
 
         return await self.runner.write(run)
 
+    async def purge_expired(self, status: int, since_us: int, before_us: int, limit: int) -> list[str]:
+        skip_locked = self.dialect.skip_locked
+
+        def run(c: Conn) -> list[str]:
+            purged = tx.purge_expired(c, status, since_us, before_us, limit, skip_locked)
+            for gone in purged:
+                self._announce("c", gone)
+            return purged
+
+        return await self.runner.write(run)
+
+    async def setdefault_setting(self, key: str, value: str) -> str:
+        return await self.runner.write(lambda c: tx.setdefault_setting(c, key, value))
+
     async def create_with_history(
         self, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes, str]],
         timers: list[tuple[int, int, bytes]], execution_id: str, updated_us: int,

@@ -222,6 +222,30 @@ def _purge(c: Conn, instance_id: str, recursive: bool, force: bool, purged: list
     purged.append(instance_id)
 
 
+def purge_expired(c: Conn, status: int, since_us: int, before_us: int, limit: int, skip_locked: str) -> list[str]:
+    """Delete up to `limit` instances with `status` that finished in [since_us, before_us), the earliest first
+    (along the `instances_completed` index), each alone. `skip_locked` (`Dialect.skip_locked`) makes processes
+    purging at once pass over each other's rows instead of waiting for them. Returns the ids deleted."""
+    rows = c.execute(
+        "DELETE FROM instances WHERE instance_id IN ("
+        " SELECT instance_id FROM instances WHERE status = ? AND completed_us >= ? AND completed_us < ?"
+        f" ORDER BY completed_us LIMIT ?{skip_locked}) RETURNING instance_id",
+        (status_name(status), since_us, before_us, limit),
+    ).fetchall()
+    gone = sorted(r[0] for r in rows)
+    for i in range(0, len(gone), ROWS_PER_STATEMENT):
+        chunk = gone[i:i + ROWS_PER_STATEMENT]
+        marks = ", ".join("?" * len(chunk))
+        for table in ("history", "inbox", "tasks"):
+            c.execute(f"DELETE FROM {table} WHERE instance_id IN ({marks})", chunk)
+    return gone
+
+
+def setdefault_setting(c: Conn, key: str, value: str) -> str:
+    c.execute("INSERT INTO durahub_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value))
+    return str(c.execute("SELECT value FROM durahub_meta WHERE key = ?", (key,)).fetchone()[0])
+
+
 # -- turns --------------------------------------------------------------------------------------------
 
 
