@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from durahub.core.propagation import Propagation, scope_of
 from durahub.core.state import InstanceState
 from durahub.core.time import is_never, ts_to_us, us_to_ts
 from durahub.core.turn import ActivityTask, ChildStart, TimerTask, execution_started
@@ -92,8 +93,12 @@ def _schedule_unfinished(
 ) -> None:
     """The activities, timers and children the copied history started but did not see finish run again."""
     state = plan.state
+    # Re-driven calls get history again, rebuilt from the rerun instance's (as daprd's rerun does).
+    propagation = Propagation(state.app_id, new_id, None) if state.app_id else None
     for ev in events:
         kind = ev.WhichOneof("eventType")
+        scope = scope_of(ev)
+        sent = propagation.outgoing(scope, state.history) if propagation is not None and scope else None
         if kind == "taskScheduled" and ev.eventId not in state.task_results:
             ts = ev.taskScheduled
             request = pb.ActivityRequest(name=ts.name, taskId=ev.eventId, taskExecutionId=ts.taskExecutionId)
@@ -101,6 +106,8 @@ def _schedule_unfinished(
                 request.input.CopyFrom(ts.input)
             request.workflowInstance.instanceId = new_id
             request.workflowInstance.executionId.value = new_execution_id
+            if sent is not None:
+                request.propagatedHistory.CopyFrom(sent)
             plan.tasks.append(ActivityTask(task_id=ev.eventId, generation=0, request=request,
                                            app_id=ev.router.targetAppID or state.app_id))
         elif kind == "timerCreated" and ev.eventId not in state.fired_timers:
@@ -129,4 +136,4 @@ def _schedule_unfinished(
                 f"an active workflow with ID '{created.instanceId}' already exists"
             )
             plan.children.append(ChildStart(created.instanceId, created.name, start, conflict, ev.eventId,
-                                            app_id=child_app))
+                                            app_id=child_app, incoming=sent))

@@ -78,6 +78,8 @@ class InstanceState:
     has_workflow_started: bool = False
     # Serialized size of the history, kept current so dispatch budgets cost nothing per turn.
     history_bytes: int = 0
+    # The history its caller propagated to it (Dapr 1.18), sent with every turn; None when it got none.
+    incoming: pb.PropagatedHistory | None = None
 
     @classmethod
     def from_history(cls, instance_id: str, generation: int, history: list[pb.HistoryEvent],

@@ -11,6 +11,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from durahub.core.propagation import Propagation, incoming_size
 from durahub.core.state import (
     COMPLETED,
     CONTINUED_AS_NEW,
@@ -72,6 +73,8 @@ class ChildStart:
     parent_task_id: int
     # The app the child is created in (the action's target app, else the parent's own).
     app_id: str = ""
+    # The history propagated to it, kept as its incoming history.
+    incoming: pb.PropagatedHistory | None = None
 
 
 @dataclass
@@ -102,6 +105,8 @@ class TurnOutcome:
     continue_as_new: list[pb.HistoryEvent] | None = None
     # Events queued ahead of the instance's inbox (a new generation's start, see `start_next_generation`).
     inbox_front: list[pb.HistoryEvent] = field(default_factory=list)
+    # Continue-as-new: the next generation's incoming history (daprd's rule, `core.propagation`).
+    next_incoming: pb.PropagatedHistory | None = None
 
 
 def _event(now_us: int, event_id: int = -1) -> pb.HistoryEvent:
@@ -232,6 +237,14 @@ class _Applying:
     now_us: int
     new_execution_id: Callable[[], str]
     app_id: str
+    _propagation: Propagation | None = None
+
+    @property
+    def propagation(self) -> Propagation:
+        """The instance's side of history propagation for this answer (made on first use)."""
+        if self._propagation is None:
+            self._propagation = Propagation(self.app_id, self.state.instance_id, self.state.incoming)
+        return self._propagation
 
     def add(self, ev: pb.HistoryEvent) -> None:
         self.state.append(ev)
@@ -349,6 +362,10 @@ def _schedule_task(a: _Applying, action: pb.WorkflowAction) -> None:
         request.version.CopyFrom(st.version)
     if st.HasField("input"):
         request.input.CopyFrom(st.input)
+    if st.historyPropagationScope:
+        sent = a.propagation.outgoing(st.historyPropagationScope, a.state.history)
+        if sent is not None:
+            request.propagatedHistory.CopyFrom(sent)
     request.workflowInstance.instanceId = a.state.instance_id
     request.workflowInstance.executionId.value = a.state.execution_id
     a.outcome.tasks.append(ActivityTask(task_id=action.id, generation=a.state.generation, request=request,
@@ -388,6 +405,8 @@ def _create_child(a: _Applying, action: pb.WorkflowAction) -> None:
     ce.historyPropagationScope = cc.historyPropagationScope
     target = a.route(ev, action)
     a.add(ev)
+    incoming = a.propagation.outgoing(cc.historyPropagationScope, a.state.history) if cc.historyPropagationScope \
+        else None
     parent = pb.ParentInstanceInfo(taskScheduledId=action.id, appID=a.app_id)
     parent.name.value = state.name
     parent.workflowInstance.instanceId = state.instance_id
@@ -408,7 +427,8 @@ def _create_child(a: _Applying, action: pb.WorkflowAction) -> None:
     conflict.childWorkflowInstanceFailed.failureDetails.errorMessage = (
         f"an active workflow with ID '{child_id}' already exists"
     )
-    a.outcome.children.append(ChildStart(child_id, cc.name, start, conflict, action.id, app_id=target))
+    a.outcome.children.append(ChildStart(child_id, cc.name, start, conflict, action.id, app_id=target,
+                                         incoming=incoming))
 
 
 def _send_event(a: _Applying, action: pb.WorkflowAction) -> None:
@@ -456,6 +476,8 @@ def _continue_as_new(a: _Applying, completion: pb.CompleteWorkflowAction) -> Non
         app_id=a.app_id,
     )
     a.outcome.continue_as_new = [workflow_started(a.now_us), start, *completion.carryoverEvents]
+    if state.incoming is not None:
+        a.outcome.next_incoming = a.propagation.next_generation(state.history)
 
 
 def _complete(a: _Applying, completion: pb.CompleteWorkflowAction, completion_id: int,
@@ -505,6 +527,13 @@ def force_terminate(state: InstanceState, plan: TurnPlan, now_us: int, app_id: s
     return apply_response(state, plan, response, now_us, lambda: "", app_id)
 
 
+def work_item_size(state: InstanceState, plan: TurnPlan) -> int:
+    """About what the turn's WorkflowRequest weighs: history, new events and incoming history (daprd's payload
+    check counts all three)."""
+    new: int = sum(e.ByteSize() + 6 for e in plan.new_events)
+    return state.history_bytes + new + incoming_size(state.incoming)
+
+
 def stall_for_payload(state: InstanceState, plan: TurnPlan, size: int, limit: int, now_us: int) -> TurnOutcome:
     return _stall(
         state, plan, pb.PAYLOAD_SIZE_EXCEEDED,
@@ -513,9 +542,11 @@ def stall_for_payload(state: InstanceState, plan: TurnPlan, size: int, limit: in
     )
 
 
-def continue_as_new_state(state: InstanceState) -> InstanceState:
-    """The empty state of the next generation, whose first turn carries the new executionStarted."""
-    return InstanceState(instance_id=state.instance_id, generation=state.generation + 1, app_id=state.app_id)
+def continue_as_new_state(state: InstanceState, incoming: pb.PropagatedHistory | None = None) -> InstanceState:
+    """The empty state of the next generation, whose first turn carries the new executionStarted; `incoming`
+    is its incoming history (`TurnOutcome.next_incoming`)."""
+    return InstanceState(instance_id=state.instance_id, generation=state.generation + 1, app_id=state.app_id,
+                         incoming=incoming)
 
 
 def start_next_generation(state: InstanceState, outcome: TurnOutcome) -> TurnOutcome:
@@ -530,6 +561,7 @@ def start_next_generation(state: InstanceState, outcome: TurnOutcome) -> TurnOut
         instance_id=state.instance_id, generation=state.generation + 1, app_id=state.app_id, name=es.name,
         execution_id=es.workflowInstance.executionId.value, input=es.input.value if es.HasField("input") else None,
         parent=es.parentInstance if es.HasField("parentInstance") else None, created_us=at, updated_us=at,
+        incoming=outcome.next_incoming,
     )
     return TurnOutcome(state=following, consumed=outcome.consumed, appended=[], replace_history=True,
                        custom_status=outcome.custom_status, inbox_front=outcome.continue_as_new[1:])

@@ -39,6 +39,8 @@ class StateCache:
         history = [pb.HistoryEvent.FromString(b) for b in await self._store.load_history(instance_id)]
         app_id, plain_id = split_key(instance_id)
         state = InstanceState.from_history(plain_id, row.generation, history, app_id)
+        if row.incoming is not None:
+            state.incoming = pb.PropagatedHistory.FromString(row.incoming)
         self._worker_cache.pop(instance_id, None)
         self.put(state)
         return state

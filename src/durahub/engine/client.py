@@ -247,7 +247,8 @@ class Instances:
                 await self._store.create_instance(
                     NewInstance(instance_id=child_key, name=child.name, created_us=now, input=None,
                                 start_event=child.start_event.SerializeToString(), parent_instance_id=target,
-                                parent_task_id=child.parent_task_id)
+                                parent_task_id=child.parent_task_id,
+                                incoming=child.incoming.SerializeToString() if child.incoming else None)
                 )
                 self._reset(child_key)
                 self._scheduler.schedule(child_key)

@@ -23,6 +23,7 @@ from durahub.core.turn import (
     prepare_turn,
     stall_for_payload,
     start_next_generation,
+    work_item_size,
 )
 from durahub.engine.cache import StateCache
 from durahub.engine.dispatch import Outstanding, Streams
@@ -82,7 +83,7 @@ class TurnRunner:
             scheduler.end_turn(instance_id, reschedule=True)
             return None
         scheduler.turns[instance_id] = turn
-        size = turn.state.history_bytes + sum(e.ByteSize() + 6 for e in turn.plan.new_events)
+        size = work_item_size(turn.state, turn.plan)
         budget = int(self._config.max_message_bytes * 0.95)
         if size > budget:
             # The worker could not receive it: stall (like daprd) instead of killing its stream.
@@ -101,6 +102,8 @@ class TurnRunner:
         request = pb.WorkflowRequest(instanceId=state.instance_id, newEvents=turn.plan.new_events)
         if state.execution_id:
             request.executionId.value = state.execution_id
+        if state.incoming is not None:
+            request.propagatedHistory.CopyFrom(state.incoming)  # on every turn, as daprd
         hint = self._cache.worker_holds(turn.instance_id)
         history = state.history
         if stream.stateful and hint is not None and hint[0] == stream.id and hint[1] == state.generation \
@@ -190,7 +193,7 @@ class TurnRunner:
     def _continue_as_new(self, turn: Turn, outcome: TurnOutcome) -> None:
         assert outcome.continue_as_new is not None
         turn.loops += 1
-        turn.state = continue_as_new_state(turn.state)
+        turn.state = continue_as_new_state(turn.state, outcome.next_incoming)
         turn.plan = TurnPlan(consumed=turn.plan.consumed, new_events=outcome.continue_as_new)
         turn.replace_history = True
         turn.custom_status = outcome.custom_status
@@ -296,7 +299,8 @@ def to_commit(turn: Turn, outcome: TurnOutcome, owner: str | None = None,
         timers=[(t.generation, t.fire_at_us, t.event.SerializeToString()) for t in outcome.timers],
         children=[
             NewChild(instance_key(c.app_id or state.app_id, c.instance_id), c.name, ts_to_us(c.start_event.timestamp),
-                     c.start_event.SerializeToString(), c.conflict_event.SerializeToString(), c.parent_task_id)
+                     c.start_event.SerializeToString(), c.conflict_event.SerializeToString(), c.parent_task_id,
+                     incoming=c.incoming.SerializeToString() if c.incoming is not None else None)
             for c in outcome.children
         ],
         messages=[(instance_key(m.app_id or state.app_id, m.target), m.event.SerializeToString())
@@ -304,6 +308,7 @@ def to_commit(turn: Turn, outcome: TurnOutcome, owner: str | None = None,
         inbox_front=[e.SerializeToString() for e in outcome.inbox_front],
         owner=owner,
         lease_until=lease_until,
+        incoming=state.incoming.SerializeToString() if replace and state.incoming is not None else None,
     )
 
 

@@ -51,6 +51,8 @@ class InstanceRow:
     parent_app_id: str | None = None
     # The instance key, for cursors over listings.
     key: str = ""
+    # The serialized PropagatedHistory the instance received, if any.
+    incoming: bytes | None = None
 
 
 @dataclass
@@ -79,6 +81,7 @@ class NewChild:
     start_event: bytes
     conflict_event: bytes
     parent_task_id: int
+    incoming: bytes | None = None
 
 
 @dataclass
@@ -115,6 +118,8 @@ class TurnCommit:
     # Shared stores: the committing process must still hold the instance's lease; the commit extends it.
     owner: str | None = None
     lease_until: int | None = None
+    # With replace_history (a new generation): its incoming history, replacing the last one's.
+    incoming: bytes | None = None
 
 
 @dataclass
@@ -158,6 +163,8 @@ class NewInstance:
     # Created already leased to this engine process (shared stores): its first turn needs no lease write.
     lease_owner: str | None = None
     lease_until_us: int | None = None
+    # The history propagated to it by its caller (serialized PropagatedHistory).
+    incoming: bytes | None = None
 
 
 class Store(abc.ABC):

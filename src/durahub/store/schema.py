@@ -68,7 +68,8 @@ SCHEMA = SCHEMA_TEMPLATE.format(blob="BLOB", serial_pk="INTEGER PRIMARY KEY AUTO
 
 # Versioned migrations applied in order after the version-1 schema above; the database records the version
 # it is at. Each entry is portable SQL, the same in every dialect; `{default_app}` stands for the app id the
-# migrating engine serves by default (a valid app id: letters, digits, `-` and `_`, safe inside a literal).
+# migrating engine serves by default (a valid app id: letters, digits, `-` and `_`, safe inside a literal),
+# `{blob}` for the dialect's binary type.
 MIGRATIONS: dict[int, list[str]] = {
     # 2: leases, so several engine processes can share one database (PostgreSQL).
     2: [
@@ -95,6 +96,10 @@ MIGRATIONS: dict[int, list[str]] = {
     4: [
         "CREATE INDEX IF NOT EXISTS instances_completed ON instances(status, completed_us)"
         " WHERE completed_us IS NOT NULL",
+    ],
+    # 5: history propagation: the serialized `PropagatedHistory` an instance received from its caller.
+    5: [
+        "ALTER TABLE instances ADD COLUMN incoming_history {blob}",
     ],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -133,7 +138,7 @@ def migrate(conn: Conn, dialect: Dialect, describe: str, lock_schema: Callable[[
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[target]:
-                conn.execute(statement.replace("{default_app}", default_app))
+                conn.execute(statement.replace("{default_app}", default_app).replace("{blob}", dialect.blob_type))
             conn.execute("UPDATE durahub_meta SET value = ? WHERE key = 'schema_version'", (str(target),))
             log.info("event=schema_migrated database=%s version=%d", describe, target)
     except BaseException:

@@ -125,11 +125,11 @@ def insert_new(conn: Conn, new: NewInstance, status: int = PENDING, execution_id
         wipe(conn, new.instance_id)
     conn.execute(
         "INSERT INTO instances (instance_id, name, status, execution_id, created_us, updated_us, input,"
-        " parent_instance_id, parent_task_id, history_len, lease_owner, lease_until)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " parent_instance_id, parent_task_id, history_len, lease_owner, lease_until, incoming_history)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (new.instance_id, new.name, status_name(status), execution_id, new.created_us,
          updated_us if updated_us is not None else new.created_us, new.input, new.parent_instance_id,
-         new.parent_task_id, history_len, new.lease_owner, new.lease_until_us),
+         new.parent_task_id, history_len, new.lease_owner, new.lease_until_us, new.incoming),
     )
     if new.start_event:
         conn.execute(
@@ -264,12 +264,13 @@ def commit_turn(c: Conn, t: TurnCommit) -> CommitResult:
     updated = c.execute(
         "UPDATE instances SET name = ?, status = ?, execution_id = ?, generation = ?, created_us = ?, updated_us = ?,"
         " completed_us = ?, input = ?, output = ?, custom_status = ?, failure = ?, parent_instance_id = ?,"
-        " parent_task_id = ?, history_len = ?, lease_until = ? WHERE instance_id = ?"
-        + (" AND lease_owner = ?" if t.owner else ""),
+        " parent_task_id = ?, history_len = ?, lease_until = ?"
+        + (", incoming_history = ?" if t.replace_history else "")
+        + " WHERE instance_id = ?" + (" AND lease_owner = ?" if t.owner else ""),
         (t.name, status_name(t.status), t.execution_id, t.generation, t.created_us, t.updated_us,
          t.updated_us if terminal else None, t.input, t.output, t.custom_status, t.failure, t.parent_instance_id,
-         t.parent_task_id, t.history_start + len(t.events), t.lease_until, t.instance_id,
-         *((t.owner,) if t.owner else ())),
+         t.parent_task_id, t.history_start + len(t.events), t.lease_until,
+         *((t.incoming,) if t.replace_history else ()), t.instance_id, *((t.owner,) if t.owner else ())),
     )
     if updated.rowcount == 0:
         # Nothing written stays: the store rolls the transaction back on any error.
@@ -325,7 +326,7 @@ def _create_children(c: Conn, t: TurnCommit, woken: set[str], created: list[str]
                 NewInstance(
                     instance_id=child.instance_id, name=child.name, created_us=child.created_us, input=None,
                     start_event=child.start_event, parent_instance_id=t.instance_id,
-                    parent_task_id=child.parent_task_id,
+                    parent_task_id=child.parent_task_id, incoming=child.incoming,
                 ),
             )
         except InstanceExists:
