@@ -48,14 +48,16 @@ def make_runtime(
     workflows: Iterable[Callable[..., Any] | tuple[Callable[..., Any], str]] = (),
     activities: Iterable[Callable[..., Any] | tuple[Callable[..., Any], str]] = (),
     versioned: Iterable[tuple[Callable[..., Any], str, str, bool]] = (),
+    port: int | str | None = None,
     **runtime_kwargs: Any,
 ) -> wf.WorkflowRuntime:
     """Build and start a WorkflowRuntime connected to ``server``.
 
     ``workflows``/``activities`` items are functions or (function, name) pairs;
-    ``versioned`` items are (function, workflow name, version name, is_latest).
+    ``versioned`` items are (function, workflow name, version name, is_latest); ``port``: another app's
+    endpoint (`DurahubServer.open_app`) instead of the engine's own.
     """
-    rt = wf.WorkflowRuntime(host="127.0.0.1", port=server.port, **runtime_kwargs)
+    rt = wf.WorkflowRuntime(host="127.0.0.1", port=str(port or server.port), **runtime_kwargs)
     for item in workflows:
         fn, name = item if isinstance(item, tuple) else (item, None)
         _clear_registration_markers(fn, drop_name=name is not None)
@@ -80,8 +82,8 @@ def running_runtime(server: DurahubServer, **kwargs: Any) -> Iterator[wf.Workflo
         rt.shutdown()
 
 
-def make_client(server: DurahubServer) -> wf.DaprWorkflowClient:
-    return wf.DaprWorkflowClient(host="127.0.0.1", port=server.port)
+def make_client(server: DurahubServer, port: int | str | None = None) -> wf.DaprWorkflowClient:
+    return wf.DaprWorkflowClient(host="127.0.0.1", port=str(port or server.port))
 
 
 def state_of(client: wf.DaprWorkflowClient, instance_id: str) -> wf.WorkflowState | None:

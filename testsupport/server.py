@@ -158,3 +158,9 @@ class DurahubServer(ManagedProcess):
 
     def connected_workers(self) -> int:
         return int(self.metadata().get("workflows", {}).get("connectedWorkers", 0) or 0)
+
+    def open_app(self, app_id: str) -> tuple[int, int]:
+        """The (gRPC, HTTP) ports of another app's endpoint on this engine (`POST /durahub/v1/apps`)."""
+        r = self.http_post("/durahub/v1/apps", json={"app_id": app_id})
+        r.raise_for_status()
+        return int(r.json()["grpc_port"]), int(r.json()["http_port"])
