@@ -59,6 +59,10 @@ class LocalLeases:
     def for_commit(self) -> tuple[str | None, int | None]:
         return None, None
 
+    def runs_tasks_of(self, app_id: str) -> bool:
+        """Whether this engine holds (and runs) new activity tasks of the app: every app, when alone."""
+        return True
+
     def note(self, instance_id: str, until_us: int) -> None:
         return None
 
@@ -90,6 +94,8 @@ class SharedLeases(LocalLeases):
         self._released = False
         # Apps with tasks held here whose workers have left this engine, since when.
         self._app_gone_since: dict[str, float] = {}
+        # Set to run a coordination round now (unleased tasks announced for an app with workers here).
+        self._wake = asyncio.Event()
 
     async def start(self) -> list[PendingTask]:
         # Other processes may hold tasks: take only what nobody holds, and keep taking (see _coordinate), and only
@@ -123,6 +129,10 @@ class SharedLeases(LocalLeases):
     def for_commit(self) -> tuple[str | None, int | None]:
         return self.owner, now_us() + self._lease_us
 
+    def runs_tasks_of(self, app_id: str) -> bool:
+        # A task for an app with no worker here is left unleased for an engine that has one (`claim_tasks`).
+        return self._streams.count(app_id) > 0
+
     def note(self, instance_id: str, until_us: int) -> None:
         self._held[instance_id] = until_us
 
@@ -152,6 +162,10 @@ class SharedLeases(LocalLeases):
         if kind == "i":
             if self._streams.count(app_of(instance_id)):
                 self._scheduler.schedule(instance_id)
+        elif kind == "t":
+            # Another engine wrote activity tasks for an app (here: `instance_id` is the app id) without a lease.
+            if self._streams.count(instance_id):
+                self._wake.set()
         elif kind == "c":
             if instance_id not in self._scheduler.turns:
                 self._cache.forget(instance_id)
@@ -164,7 +178,11 @@ class SharedLeases(LocalLeases):
         # (The grace is noticed at this period: it ends within a quarter lease of its time.)
         period = max(0.05, self._config.lease_seconds / 4)
         while True:
-            await asyncio.sleep(period)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=period)
+            except TimeoutError:
+                pass
+            self._wake.clear()
             try:
                 if not len(self._streams) and self._workers_gone():
                     await self._release()

@@ -218,7 +218,7 @@ class TurnRunner:
         if outcome.stalled:
             await self._commit_stall(turn, outcome)
             return
-        commit = to_commit(turn, outcome, *self._leases.for_commit())
+        commit = to_commit(turn, outcome, *self._leases.for_commit(), runs_tasks_of=self._leases.runs_tasks_of)
         try:
             result = await self._store.commit_turn(commit)
         except LeaseLost:
@@ -240,8 +240,9 @@ class TurnRunner:
             log.info("event=workflow_finished instance=%s workflow=%s status=%s", instance_id, state.name,
                      status_name(state.status))
         for seq, task in zip(result.task_seqs, outcome.tasks, strict=True):
-            self._add_task(PendingTask(seq, instance_id, task.generation, task.task_id, task.request,
-                                       app_id=task.app_id or state.app_id))
+            app = task.app_id or state.app_id
+            if self._leases.runs_tasks_of(app):
+                self._add_task(PendingTask(seq, instance_id, task.generation, task.task_id, task.request, app_id=app))
         for timer in outcome.timers:
             self._scheduler.add_timer(timer.fire_at_us, instance_id)
         for created in result.created:
@@ -267,11 +268,14 @@ class TurnRunner:
                     state.stall.description if state.stall else "")
 
 
-def to_commit(turn: Turn, outcome: TurnOutcome, owner: str | None = None,
-              lease_until: int | None = None) -> TurnCommit:
-    """The store's transaction for a turn's outcome (pure)."""
+def to_commit(turn: Turn, outcome: TurnOutcome, owner: str | None = None, lease_until: int | None = None,
+              runs_tasks_of: Callable[[str], bool] | None = None) -> TurnCommit:
+    """The store's transaction for a turn's outcome (pure). Activity tasks of apps `runs_tasks_of` rejects are
+    written unleased, for another engine to claim."""
     state = outcome.state
     replace = turn.replace_history or outcome.replace_history
+    tasks = [(t.generation, t.task_id, t.request.SerializeToString(), t.app_id or state.app_id)
+             for t in outcome.tasks]
     failure = state.failure
     parent = state.parent
     return TurnCommit(
@@ -294,8 +298,7 @@ def to_commit(turn: Turn, outcome: TurnOutcome, owner: str | None = None,
         events=[e.SerializeToString() for e in (state.history if replace else outcome.appended)],
         replace_history=replace,
         consumed=outcome.consumed,
-        tasks=[(t.generation, t.task_id, t.request.SerializeToString(), t.app_id or state.app_id)
-               for t in outcome.tasks],
+        tasks=tasks,
         timers=[(t.generation, t.fire_at_us, t.event.SerializeToString()) for t in outcome.timers],
         children=[
             NewChild(instance_key(c.app_id or state.app_id, c.instance_id), c.name, ts_to_us(c.start_event.timestamp),
@@ -308,6 +311,7 @@ def to_commit(turn: Turn, outcome: TurnOutcome, owner: str | None = None,
         inbox_front=[e.SerializeToString() for e in outcome.inbox_front],
         owner=owner,
         lease_until=lease_until,
+        unleased_apps=sorted({a for *_, a in tasks if runs_tasks_of is not None and not runs_tasks_of(a)}),
         incoming=state.incoming.SerializeToString() if replace and state.incoming is not None else None,
     )
 

@@ -120,6 +120,9 @@ class TurnCommit:
     lease_until: int | None = None
     # With replace_history (a new generation): its incoming history, replacing the last one's.
     incoming: bytes | None = None
+    # Shared stores: the apps whose new tasks are written without a lease (no worker of theirs in this engine),
+    # for an engine with one to claim; announced so that it does so at once.
+    unleased_apps: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -293,5 +296,6 @@ class SharedStore(Store):
     @abc.abstractmethod
     def listen(self, callback: Callable[[str, str, str], object]) -> None:
         """Call `callback(kind, owner, instance_id)` (from another thread) for the changes processes announce,
-        including this one's: kind "i" = the instance's inbox gained events, "c" = its committed state changed.
+        including this one's: kind "i" = the instance's inbox gained events, "c" = its committed state changed,
+        "t" = unleased activity tasks were written for an app (the third argument is then the app id).
         Listening stops when the store is closed."""

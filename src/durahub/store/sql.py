@@ -118,6 +118,8 @@ class SqlStore(Store):
         def run(c: Conn) -> CommitResult:
             result = tx.commit_turn(c, commit)
             self._announce("c", commit.instance_id)
+            for app in commit.unleased_apps:
+                self._announce("t", app)  # tasks for an app whose workers are on another engine
             for created in result.created:
                 self._announce("c", created)
             for woken in result.woken:

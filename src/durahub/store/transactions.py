@@ -340,9 +340,11 @@ def _create_children(c: Conn, t: TurnCommit, woken: set[str], created: list[str]
 def _insert_tasks(c: Conn, t: TurnCommit) -> list[int]:
     """Insert the turn's activity tasks; their seqs in the order of `t.tasks`."""
     lease_until = t.lease_until if t.owner else None
+    unleased = set(t.unleased_apps)
     back = insert_rows(
         c, "INSERT INTO tasks (instance_id, generation, task_id, payload, lease_owner, lease_until, app_id)",
-        [(t.instance_id, gen, task_id, payload, t.owner, lease_until, app) for gen, task_id, payload, app in t.tasks],
+        [(t.instance_id, gen, task_id, payload, None if app in unleased else t.owner,
+          None if app in unleased else lease_until, app) for gen, task_id, payload, app in t.tasks],
         returning=" RETURNING seq, generation, task_id",
     )
     # RETURNING's row order is unspecified: match by (generation, task id), unique within a turn.
