@@ -3,6 +3,7 @@ waiting for a status change). Documented by the OpenAPI schema served at `/durah
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -70,6 +71,7 @@ class Instance(BaseModel):
     status: Status
     created_at: datetime
     last_updated_at: datetime
+    started_at: datetime | None = Field(None, description="When its first turn started; absent while PENDING")
     completed_at: datetime | None = None
     parent_instance_id: str | None = None
     parent_app_id: str | None = None
@@ -79,6 +81,7 @@ class Instance(BaseModel):
     custom_status: str | None = None
     failure: Failure | None = None
     properties: dict[str, str] = Field(default_factory=dict, description="Dapr's dapr.workflow.* view")
+    tags: dict[str, str] = Field(default_factory=dict)
 
 
 class InstancePage(BaseModel):
@@ -165,6 +168,8 @@ def instance_model(row: InstanceRow) -> Instance:
         instance_id=row.instance_id, app_id=row.app_id, workflow_name=row.name, status=Status(status_name(row.status)),
         created_at=_dt(row.created_us), last_updated_at=_dt(row.updated_us),
         completed_at=_dt(row.completed_us) if row.completed_us is not None else None,
+        started_at=_dt(row.started_us) if row.started_us is not None else None,
+        tags=json.loads(row.tags) if row.tags else {},
         parent_instance_id=row.parent_instance_id, parent_app_id=row.parent_app_id,
         execution_id=row.execution_id, input=row.input,
         output=row.output, custom_status=row.custom_status, failure=failure, properties=workflow_properties(row),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -51,6 +52,10 @@ def workflow_state(row: InstanceRow, with_payloads: bool) -> pb.WorkflowState:
         state.parentInstanceId.value = row.parent_instance_id
         if row.parent_app_id:
             state.parentAppId.value = row.parent_app_id
+    if row.started_us is not None:
+        state.startedAt.CopyFrom(us_to_ts(row.started_us))
+    if row.tags:
+        state.tags.update(json.loads(row.tags))
     if with_payloads:
         if row.input is not None:
             state.input.value = row.input
@@ -118,8 +123,11 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
         scheduled = ts_to_us(request.scheduledStartTimestamp) if request.HasField("scheduledStartTimestamp") else None
         input = request.input.value if request.HasField("input") else None
         app = self._app(request)
+        tags = dict(request.tags)
+        enforce = bool(getattr(request, "enforceUniqueInstanceId", False))
         await _guard(context, "failed to create workflow instance: ",
-                     lambda: self.engine.start_instance(instance_id, request.name, input, scheduled, app=app))
+                     lambda: self.engine.start_instance(instance_id, request.name, input, scheduled, app=app, tags=tags,
+                                                        enforce_unique=enforce))
         if scheduled is None:
             # Like daprd: the call returns once the first turn has been committed.
             await _guard(context, "",

@@ -76,6 +76,10 @@ class InstanceState:
     patches: list[str] = field(default_factory=list)
     first_version_name: str = ""
     has_workflow_started: bool = False
+    # When the generation's first turn started (its first workflowStarted event): Dapr's `startedAt`.
+    started_us: int | None = None
+    # The tags given at creation (on executionStarted).
+    tags: dict[str, str] = field(default_factory=dict)
     # Serialized size of the history, kept current so dispatch budgets cost nothing per turn.
     history_bytes: int = 0
     # The history its caller propagated to it (Dapr 1.18), sent with every turn; None when it got none.
@@ -147,10 +151,13 @@ class InstanceState:
             self.input = es.input.value if es.HasField("input") else None
             self.parent = es.parentInstance if es.HasField("parentInstance") else None
             self.created_us = ts_to_us(event.timestamp)
+            self.tags = dict(es.tags)
         elif kind == "workflowStarted":
             version = event.workflowStarted.version
             if not self.has_workflow_started and version.name:
                 self.first_version_name = version.name
+            if not self.has_workflow_started:
+                self.started_us = self.updated_us
             self.has_workflow_started = True
             self.patches.extend(version.patches)
         elif kind == "taskScheduled":

@@ -129,6 +129,7 @@ def execution_started(
     scheduled_us: int | None = None,
     app_id: str = "",
     target_app_id: str = "",
+    tags: dict[str, str] | None = None,
 ) -> pb.HistoryEvent:
     ev = _event(now_us)
     es = ev.executionStarted
@@ -141,6 +142,8 @@ def execution_started(
         es.parentInstance.CopyFrom(parent)
     if scheduled_us is not None:
         es.scheduledStartTimestamp.CopyFrom(us_to_ts(scheduled_us))
+    if tags:
+        es.tags.update(tags)
     if app_id:
         ev.router.sourceAppID = app_id
     if target_app_id:
@@ -474,6 +477,7 @@ def _continue_as_new(a: _Applying, completion: pb.CompleteWorkflowAction) -> Non
         completion.result.value if completion.HasField("result") else None,
         parent=state.parent,
         app_id=a.app_id,
+        tags=state.tags,  # a new generation keeps the instance's tags
     )
     a.outcome.continue_as_new = [workflow_started(a.now_us), start, *completion.carryoverEvents]
     if state.incoming is not None:

@@ -7,6 +7,7 @@ named here by their keys (`core.apps`); the `Engine` facade takes and gives plai
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -51,18 +52,25 @@ class Instances:
         self._reset = reset
 
     @run_to_completion
-    async def start(self, instance_id: str, name: str, input: str | None, scheduled_us: int | None = None) -> None:
+    async def start(self, instance_id: str, name: str, input: str | None, scheduled_us: int | None = None,
+                    tags: dict[str, str] | None = None, enforce_unique: bool = False) -> None:
+        """Create an instance. A finished one with the same id is replaced, unless `enforce_unique` (Dapr
+        1.19's enforceUniqueInstanceId: then it is InstanceExists, as an active one always is)."""
         app_id, plain_id = split_key(instance_id)
-        check_text(instance_id=plain_id, name=name, input=input)
+        check_text(instance_id=plain_id, name=name, input=input,
+                   tags=json.dumps(tags) if tags else None)
         now = now_us()
-        start = execution_started(now, plain_id, new_id(), name, input, scheduled_us=scheduled_us, app_id=app_id)
+        start = execution_started(now, plain_id, new_id(), name, input, scheduled_us=scheduled_us, app_id=app_id,
+                                  tags=tags)
         visible = scheduled_us if scheduled_us is not None and scheduled_us > now else 0
         owner, lease_until = self._leases.for_creation(now, workers=self._streams.count(app_id) > 0,
                                                        visible=bool(visible))
         await self._store.create_instance(
             NewInstance(instance_id=instance_id, name=name, created_us=now, input=input,
                         start_event=start.SerializeToString(), visible_us=visible,
-                        lease_owner=owner, lease_until_us=lease_until)
+                        lease_owner=owner, lease_until_us=lease_until,
+                        tags=json.dumps(tags, sort_keys=True) if tags else None),
+            replace_terminal=not enforce_unique,
         )
         self._reset(instance_id)
         if lease_until:

@@ -193,8 +193,9 @@ class Engine:
         return instance_key(self._app(app), instance_id)
 
     async def start_instance(self, instance_id: str, name: str, input: str | None,
-                             scheduled_us: int | None = None, app: str | None = None) -> None:
-        await self._instances.start(self._key(instance_id, app), name, input, scheduled_us)
+                             scheduled_us: int | None = None, app: str | None = None,
+                             tags: dict[str, str] | None = None, enforce_unique: bool = False) -> None:
+        await self._instances.start(self._key(instance_id, app), name, input, scheduled_us, tags, enforce_unique)
 
     async def get_instance(self, instance_id: str, app: str | None = None) -> InstanceRow | None:
         return public_row(await self._instances.get(self._key(instance_id, app)))

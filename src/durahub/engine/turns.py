@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -291,6 +292,8 @@ def to_commit(turn: Turn, outcome: TurnOutcome, owner: str | None = None, lease_
         output=state.output,
         failure=failure.SerializeToString() if failure is not None else None,
         custom_status=outcome.custom_status,
+        started_us=state.started_us,
+        tags=json.dumps(state.tags, sort_keys=True) if state.tags else None,
         parent_instance_id=(instance_key(state.parent_app_id, parent.workflowInstance.instanceId)
                             if parent is not None else None),
         parent_task_id=parent.taskScheduledId if parent is not None else None,
@@ -323,5 +326,6 @@ def committed_row(c: TurnCommit) -> InstanceRow:
         generation=c.generation, created_us=c.created_us, updated_us=c.updated_us,
         completed_us=c.updated_us if c.status in TERMINAL_STATUSES else None, input=c.input, output=c.output,
         custom_status=c.custom_status, failure=c.failure, parent_instance_id=c.parent_instance_id,
-        parent_task_id=c.parent_task_id, history_len=c.history_start + len(c.events),
+        parent_task_id=c.parent_task_id, history_len=c.history_start + len(c.events), started_us=c.started_us,
+        tags=c.tags,
     )

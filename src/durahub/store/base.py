@@ -53,6 +53,9 @@ class InstanceRow:
     key: str = ""
     # The serialized PropagatedHistory the instance received, if any.
     incoming: bytes | None = None
+    # Its tags as a JSON object, and when its first turn started.
+    tags: str | None = None
+    started_us: int | None = None
 
 
 @dataclass
@@ -120,6 +123,9 @@ class TurnCommit:
     lease_until: int | None = None
     # With replace_history (a new generation): its incoming history, replacing the last one's.
     incoming: bytes | None = None
+    # When the generation's first turn started (None until it has), and the instance's tags (JSON).
+    started_us: int | None = None
+    tags: str | None = None
     # Shared stores: the apps whose new tasks are written without a lease (no worker of theirs in this engine),
     # for an engine with one to claim; announced so that it does so at once.
     unleased_apps: list[str] = field(default_factory=list)
@@ -168,6 +174,8 @@ class NewInstance:
     lease_until_us: int | None = None
     # The history propagated to it by its caller (serialized PropagatedHistory).
     incoming: bytes | None = None
+    # Its tags, as a JSON object.
+    tags: str | None = None
 
 
 class Store(abc.ABC):
@@ -192,9 +200,10 @@ class Store(abc.ABC):
     async def close(self) -> None: ...
 
     @abc.abstractmethod
-    async def create_instance(self, new: NewInstance) -> bool:
+    async def create_instance(self, new: NewInstance, replace_terminal: bool = True) -> bool:
         """Create an instance whose start event waits in its inbox. Raises InstanceExists for an active id (or
-        a finished one with an active descendant); a finished instance with the same id is replaced (True)."""
+        a finished one with an active descendant); a finished instance with the same id is replaced (True),
+        unless not `replace_terminal` (Dapr's enforceUniqueInstanceId): then it raises InstanceExists too."""
 
     @abc.abstractmethod
     async def get_instance(self, instance_id: str) -> InstanceRow | None: ...

@@ -14,7 +14,7 @@ from durahub.store.runner import Conn
 
 ROW_COLUMNS = (
     "instance_id, name, status, execution_id, generation, created_us, updated_us, completed_us, input, output,"
-    " custom_status, failure, parent_instance_id, parent_task_id, history_len, incoming_history"
+    " custom_status, failure, parent_instance_id, parent_task_id, history_len, incoming_history, tags, started_us"
 )
 
 
@@ -24,7 +24,7 @@ def row_from(r: tuple[Any, ...]) -> InstanceRow:
         instance_id=r[0], name=r[1], status=status_from_name(r[2]), execution_id=r[3], generation=r[4],
         created_us=r[5], updated_us=r[6], completed_us=r[7], input=r[8], output=r[9], custom_status=r[10],
         failure=bytes(r[11]) if r[11] is not None else None, parent_instance_id=r[12], parent_task_id=r[13],
-        history_len=r[14], incoming=bytes(r[15]) if r[15] is not None else None,
+        history_len=r[14], incoming=bytes(r[15]) if r[15] is not None else None, tags=r[16], started_us=r[17],
     )
 
 

@@ -97,9 +97,12 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX IF NOT EXISTS instances_completed ON instances(status, completed_us)"
         " WHERE completed_us IS NOT NULL",
     ],
-    # 5: history propagation: the serialized `PropagatedHistory` an instance received from its caller.
+    # 5: history propagation's incoming history (a serialized `PropagatedHistory` from the caller), an
+    # instance's tags (JSON) and when its first turn started (Dapr 1.19's `startedAt`).
     5: [
         "ALTER TABLE instances ADD COLUMN incoming_history {blob}",
+        "ALTER TABLE instances ADD COLUMN tags TEXT",
+        "ALTER TABLE instances ADD COLUMN started_us BIGINT",
     ],
 }
 SCHEMA_VERSION = max(MIGRATIONS)

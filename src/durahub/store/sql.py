@@ -86,9 +86,9 @@ class SqlStore(Store):
 
     # -- instances ------------------------------------------------------------------------------------
 
-    async def create_instance(self, new: NewInstance) -> bool:
+    async def create_instance(self, new: NewInstance, replace_terminal: bool = True) -> bool:
         def run(c: Conn) -> bool:
-            replaced = tx.insert_new(c, new)
+            replaced = tx.insert_new(c, new, replace_terminal=replace_terminal)
             if replaced:
                 self._announce("c", new.instance_id)  # others drop what they remember of the old one
             self._announce("i", new.instance_id)

@@ -125,11 +125,11 @@ def insert_new(conn: Conn, new: NewInstance, status: int = PENDING, execution_id
         wipe(conn, new.instance_id)
     conn.execute(
         "INSERT INTO instances (instance_id, name, status, execution_id, created_us, updated_us, input,"
-        " parent_instance_id, parent_task_id, history_len, lease_owner, lease_until, incoming_history)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " parent_instance_id, parent_task_id, history_len, lease_owner, lease_until, incoming_history, tags)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (new.instance_id, new.name, status_name(status), execution_id, new.created_us,
          updated_us if updated_us is not None else new.created_us, new.input, new.parent_instance_id,
-         new.parent_task_id, history_len, new.lease_owner, new.lease_until_us, new.incoming),
+         new.parent_task_id, history_len, new.lease_owner, new.lease_until_us, new.incoming, new.tags),
     )
     if new.start_event:
         conn.execute(
@@ -264,12 +264,12 @@ def commit_turn(c: Conn, t: TurnCommit) -> CommitResult:
     updated = c.execute(
         "UPDATE instances SET name = ?, status = ?, execution_id = ?, generation = ?, created_us = ?, updated_us = ?,"
         " completed_us = ?, input = ?, output = ?, custom_status = ?, failure = ?, parent_instance_id = ?,"
-        " parent_task_id = ?, history_len = ?, lease_until = ?"
+        " parent_task_id = ?, history_len = ?, lease_until = ?, started_us = ?, tags = ?"
         + (", incoming_history = ?" if t.replace_history else "")
         + " WHERE instance_id = ?" + (" AND lease_owner = ?" if t.owner else ""),
         (t.name, status_name(t.status), t.execution_id, t.generation, t.created_us, t.updated_us,
          t.updated_us if terminal else None, t.input, t.output, t.custom_status, t.failure, t.parent_instance_id,
-         t.parent_task_id, t.history_start + len(t.events), t.lease_until,
+         t.parent_task_id, t.history_start + len(t.events), t.lease_until, t.started_us, t.tags,
          *((t.incoming,) if t.replace_history else ()), t.instance_id, *((t.owner,) if t.owner else ())),
     )
     if updated.rowcount == 0:
