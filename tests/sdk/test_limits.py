@@ -44,3 +44,34 @@ def test_history_over_the_dispatch_budget_stalls_and_terminate_still_works(serve
         assert st is not None and st.runtime_status == wf.WorkflowStatus.TERMINATED
         assert st.serialized_output == '"stopped"'
     client.close()
+
+
+def echo_len(ctx: wf.WorkflowActivityContext, text: str) -> int:
+    return len(text)
+
+
+def propagating_wf(ctx: wf.DaprWorkflowContext, propagate: bool):
+    for _ in range(2):
+        yield ctx.call_activity(blob, input=20_000)  # about 40 KB of history
+    # A 40 KB input: the request alone fits; with the caller's history (which holds the input once more) it
+    # would not.
+    scope = wf.PropagationScope.OWN_HISTORY if propagate else None
+    n = yield ctx.call_activity(echo_len, input="y" * 40_000, propagation=scope)
+    return n
+
+
+def test_an_activity_whose_propagated_history_is_over_the_budget_stalls_its_caller(server_factory) -> None:
+    srv: DurahubServer = server_factory(extra_args=["--max-message-bytes", str(96 * 1024)])
+    client = make_client(srv)
+    with running_runtime(srv, workflows=[propagating_wf], activities=[blob, echo_len]):
+        plain = client.schedule_new_workflow(propagating_wf, input=False, instance_id=new_id("plain"))
+        st = client.wait_for_workflow_completion(plain, timeout_in_seconds=30)
+        assert st is not None and st.runtime_status == wf.WorkflowStatus.COMPLETED and st.serialized_output == "40000"
+
+        carried = client.schedule_new_workflow(propagating_wf, input=True, instance_id=new_id("carried"))
+        wait_for_status(client, carried, wf.WorkflowStatus.STALLED, timeout=30)
+        assert "activity 'echo_len::" in srv.log_text()
+        client.terminate_workflow(carried)
+        st = client.wait_for_workflow_completion(carried, timeout_in_seconds=30)
+        assert st is not None and st.runtime_status == wf.WorkflowStatus.TERMINATED
+    client.close()

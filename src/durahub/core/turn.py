@@ -270,9 +270,13 @@ def apply_response(
     now_us: int,
     new_execution_id: Callable[[], str],
     app_id: str = "",
+    budget: int | None = None,
 ) -> TurnOutcome:
-    """Apply a worker's answer to a turn, updating `state` in place unless the turn stalls."""
+    """Apply a worker's answer to a turn, updating `state` in place unless the turn stalls. `budget`: the
+    largest work item a worker can be sent (an activity carrying propagated history over it stalls the turn)."""
     stalled = _version_stall(state, plan, response, now_us)
+    if stalled is None and budget is not None:
+        stalled = _propagation_stall(state, plan, response, budget, now_us)
     if stalled is not None:
         return stalled
     # The state is updated in place (copying a long history every turn would be quadratic); if the
@@ -344,6 +348,31 @@ def _version_stall(
         turn_started.version.patches.extend(new_patches)
     elif version_name and not state.has_workflow_started:
         turn_started.version.name = version_name
+    return None
+
+
+def _propagation_stall(
+    state: InstanceState, plan: TurnPlan, response: pb.WorkflowResponse, budget: int, now_us: int
+) -> TurnOutcome | None:
+    """Stall (as daprd's payload check does) on an activity whose request, with the history propagated to it,
+    would be over the dispatch budget. Judged before anything is applied, from an upper bound: the instance's
+    history, this turn's events and the actions' own, plus for LINEAGE the history the instance received."""
+    history = state.history_bytes + sum(e.ByteSize() + 6 for e in plan.new_events)
+    for action in response.actions:
+        history += action.ByteSize() + 16  # the event an action becomes is about the action's size
+        if not action.HasField("scheduleTask") or not action.scheduleTask.historyPropagationScope:
+            continue
+        st = action.scheduleTask
+        size = history + st.ByteSize() + 64
+        if st.historyPropagationScope == pb.HISTORY_PROPAGATION_SCOPE_LINEAGE:
+            size += incoming_size(state.incoming)
+        if size > budget:
+            return _stall(
+                state, plan, pb.PAYLOAD_SIZE_EXCEEDED,
+                f"activity '{st.name}::{action.id}' payload of about {size} bytes exceeds the dispatch budget of"
+                f" {budget} bytes (95% of the max message size); raise --max-message-bytes and restart to resume",
+                now_us,
+            )
     return None
 
 

@@ -175,7 +175,8 @@ class TurnRunner:
         instance_id = turn.instance_id
         self._cache.turn_seconds[instance_id] = time.monotonic() - turn.sent_at
         try:
-            outcome = apply_response(turn.state, turn.plan, response, now_us(), new_id, turn.state.app_id)
+            outcome = apply_response(turn.state, turn.plan, response, now_us(), new_id, turn.state.app_id,
+                                     budget=int(self._config.max_message_bytes * 0.95))
             if outcome.continue_as_new is not None:
                 if turn.loops < MAX_CONTINUE_AS_NEW_LOOPS:
                     self._continue_as_new(turn, outcome)
