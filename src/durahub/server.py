@@ -85,6 +85,21 @@ def open_store(config: Config, owner: str = "") -> Store:
 MAX_APP_ENDPOINTS = 64
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (OSError when the address cannot be bound)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 @dataclass
 class Endpoint:
     """One app's listeners: workers connecting to its gRPC port are that app's, and its HTTP API addresses that
@@ -122,6 +137,7 @@ class Server:
         self._opening = asyncio.Lock()
         main = await self._open_endpoint(self.config.app_id, self.config.grpc_port, self.config.http_port)
         self.grpc_port, self.http_port = main.grpc_port, main.http_port
+        await self._reopen_app_endpoints()
         log.info("event=server_started app=%s grpc=%s:%d http=%s:%d db=%s", self.config.app_id, self.config.host,
                  self.grpc_port, self.config.host, self.http_port, self.config.db)
 
@@ -135,9 +151,30 @@ class Server:
                 if len(self.endpoints) >= MAX_APP_ENDPOINTS:
                     raise OSError(f"this engine already serves {MAX_APP_ENDPOINTS} apps, its limit")
                 endpoint = await self._open_endpoint(app_id, grpc_port, http_port)
+                await self.store.put_setting(self._endpoint_key(app_id), f"{endpoint.grpc_port},{endpoint.http_port}")
                 log.info("event=app_endpoint_opened app=%s grpc=%d http=%d", app_id, endpoint.grpc_port,
                          endpoint.http_port)
             return endpoint.grpc_port, endpoint.http_port
+
+    def _endpoint_key(self, app_id: str = "") -> str:
+        # Per engine address: engines sharing a PostgreSQL database each remember their own.
+        return f"endpoint:{self.config.host}:{self.http_port}:{app_id}"
+
+    async def _reopen_app_endpoints(self) -> None:
+        """Open the app endpoints this engine had before it stopped, on the same ports: the apps' workers keep
+        reconnecting to them, so a restarted engine (even after kill -9) gets its attached apps back."""
+        for key, ports in (await self.store.settings(self._endpoint_key())).items():
+            app_id = key.rsplit(":", 1)[1]
+            if app_id in self.endpoints:
+                continue
+            grpc_port, http_port = (int(p) for p in ports.split(","))
+            try:
+                await self._open_endpoint(app_id, grpc_port, http_port)
+            except OSError as exc:
+                log.warning("event=app_endpoint_not_reopened app=%s grpc=%d http=%d error=%s", app_id, grpc_port,
+                            http_port, exc)
+                continue
+            log.info("event=app_endpoint_reopened app=%s grpc=%d http=%d", app_id, grpc_port, http_port)
 
     def app_ports(self) -> dict[str, tuple[int, int]]:
         return {app: (e.grpc_port, e.http_port) for app, e in self.endpoints.items()}
@@ -158,17 +195,24 @@ class Server:
         if bound == 0:
             raise OSError(f"cannot listen for gRPC on {host}:{grpc_port}")
         await server.start()
+        # The HTTP socket is bound here, not by uvicorn: uvicorn reports a port it cannot bind with sys.exit, which
+        # would end the whole event loop, not just this endpoint.
+        try:
+            sock = _listen(host, http_port)
+        except OSError:
+            await server.stop(None)
+            raise
         app = create_app(self.engine, app_id, self)
         http = uvicorn.Server(uvicorn.Config(HttpTokenMiddleware(app, token) if token else app, host=host,
                                              port=http_port, log_level="warning", lifespan="off"))
-        task = asyncio.create_task(http.serve(), name=f"durahub-http-{app_id}")
+        task = asyncio.create_task(http.serve(sockets=[sock]), name=f"durahub-http-{app_id}")
         while not http.started:
             if task.done():
-                # uvicorn reports a port it cannot bind by exiting (SystemExit): an OSError to our callers.
                 await server.stop(None)
-                raise OSError(f"cannot listen for HTTP on {host}:{http_port}")
+                sock.close()
+                raise OSError(f"cannot serve HTTP on {host}:{http_port}")
             await asyncio.sleep(0.01)
-        bound_http = http.servers[0].sockets[0].getsockname()[1] if http_port == 0 else http_port
+        bound_http = sock.getsockname()[1]
         endpoint = Endpoint(app_id, server, http, task, bound, bound_http)
         self.endpoints[app_id] = endpoint
         return endpoint

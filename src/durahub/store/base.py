@@ -266,6 +266,14 @@ class Store(abc.ABC):
         """The database's setting `key`, set to `value` first if it has none (the first writer wins)."""
 
     @abc.abstractmethod
+    async def put_setting(self, key: str, value: str) -> None:
+        """Set the database's setting `key` (replacing its value)."""
+
+    @abc.abstractmethod
+    async def settings(self, prefix: str) -> dict[str, str]:
+        """The database's settings whose keys start with `prefix`."""
+
+    @abc.abstractmethod
     async def create_with_history(
         self, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes, str]],
         timers: list[tuple[int, int, bytes]], execution_id: str, updated_us: int,

@@ -146,3 +146,8 @@ def instance_query_sql(q: InstanceQuery) -> tuple[str, list[Any]]:
     sql += " ORDER BY created_us, instance_id LIMIT ?"
     args.append(q.limit)
     return sql, args
+
+
+def settings(c: Conn, prefix: str) -> dict[str, str]:
+    rows = c.execute("SELECT key, value FROM durahub_meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+    return {r[0]: r[1] for r in rows}

@@ -190,6 +190,12 @@ class SqlStore(Store):
     async def setdefault_setting(self, key: str, value: str) -> str:
         return await self.runner.write(lambda c: tx.setdefault_setting(c, key, value))
 
+    async def put_setting(self, key: str, value: str) -> None:
+        await self.runner.write(lambda c: tx.put_setting(c, key, value))
+
+    async def settings(self, prefix: str) -> dict[str, str]:
+        return await self.runner.read(lambda c: q.settings(c, prefix))
+
     async def create_with_history(
         self, new: NewInstance, status: int, history: list[bytes], tasks: list[tuple[int, int, bytes, str]],
         timers: list[tuple[int, int, bytes]], execution_id: str, updated_us: int,

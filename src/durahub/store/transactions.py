@@ -241,6 +241,11 @@ def purge_expired(c: Conn, status: int, since_us: int, before_us: int, limit: in
     return gone
 
 
+def put_setting(c: Conn, key: str, value: str) -> None:
+    c.execute("INSERT INTO durahub_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = ?",
+              (key, value, value))
+
+
 def setdefault_setting(c: Conn, key: str, value: str) -> str:
     c.execute("INSERT INTO durahub_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value))
     return str(c.execute("SELECT value FROM durahub_meta WHERE key = ?", (key,)).fetchone()[0])
