@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from durahub import __version__
 from durahub.api.common import workflow_properties
 from durahub.api.errors import EXTENSION_HTTP, lookup
+from durahub.api.views import views_router
 from durahub.core.state import TERMINAL_STATUSES, status_from_name, status_name
 from durahub.core.time import ts_to_us
 from durahub.engine import Engine
@@ -336,4 +337,5 @@ def create_extensions_app(engine: Engine, own_app: str | None = None, apps: AppE
     async def terminate(body: TerminateRequest) -> Count:
         return Count(count=await engine.terminate_matching(_query(body), body.output))
 
+    app.include_router(views_router(engine))
     return app
