@@ -55,11 +55,9 @@ MEDIA_TYPES = {
 SVG_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
                "X-Content-Type-Options": "nosniff"}
 
-ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "No such instance"}}
-GRAPH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {media.split(";")[0]: {"schema": {"type": "string"}} for media in MEDIA_TYPES.values()},
-          "description": "The graph as JSON, or as text in the requested format"},
-    **ERRORS,
+DRAWINGS: dict[str, Any] = {
+    "content": {media.split(";")[0]: {"schema": {"type": "string"}} for media in MEDIA_TYPES.values()},
+    "description": "The graph as JSON, or as text in the requested format",
 }
 
 FormatQuery = Annotated[GraphFormat, Query(description="json, or mermaid / dot / svg text")]
@@ -89,7 +87,11 @@ async def _pages(engine: Engine, query: InstanceQuery) -> AsyncIterator[list[Ins
 
 
 def views_router(engine: Engine) -> APIRouter:
+    # The extension API's error body (imported here: that module mounts this one).
+    from durahub.api.extensions import ErrorBody
+
     router = APIRouter()
+    errors: dict[int | str, dict[str, Any]] = {404: {"description": "No such instance", "model": ErrorBody}}
 
     async def history_of(instance_id: str) -> list[pb.HistoryEvent]:
         if await engine.get_instance(instance_id) is None:
@@ -111,12 +113,12 @@ def views_router(engine: Engine) -> APIRouter:
             counter.add(rows)
         return counter.stats()
 
-    @router.get("/instances/{instance_id}/summary", response_model=views.Summary, responses=ERRORS,
+    @router.get("/instances/{instance_id}/summary", response_model=views.Summary, responses=errors,
                 summary="What the instance waits on now: activities, timers, events, children, stall reason")
     async def summary(instance_id: InstanceIdPath) -> views.Summary:
         return views.summary(await history_of(instance_id), _now_us())
 
-    @router.get("/instances/{instance_id}/timeline", response_model=views.Timeline, responses=ERRORS,
+    @router.get("/instances/{instance_id}/timeline", response_model=views.Timeline, responses=errors,
                 summary="One bar per activity, timer, event and child; turn markers; idle gaps to compress")
     async def timeline(
         instance_id: InstanceIdPath,
@@ -125,13 +127,13 @@ def views_router(engine: Engine) -> APIRouter:
     ) -> views.Timeline:
         return views.timeline(await history_of(instance_id), _now_us(), int(min_gap_seconds * 1_000_000))
 
-    @router.get("/instances/{instance_id}/graph", response_model=views.Graph, responses=GRAPH_RESPONSES,
+    @router.get("/instances/{instance_id}/graph", response_model=views.Graph, responses={200: DRAWINGS, **errors},
                 summary="The derived execution graph: the observed causal order of this run")
     async def graph(instance_id: InstanceIdPath, format: FormatQuery = GraphFormat.json) -> views.Graph | Response:
         g = views.graph(await history_of(instance_id))
         return g if format is GraphFormat.json else _drawing(g, format)
 
-    @router.get("/instances/{instance_id}/tree", response_model=views.TreeNode, responses=ERRORS,
+    @router.get("/instances/{instance_id}/tree", response_model=views.TreeNode, responses=errors,
                 summary="The instance and its children, recursively")
     async def tree(
         instance_id: InstanceIdPath,
@@ -155,7 +157,9 @@ def views_router(engine: Engine) -> APIRouter:
         return views.tree(root, children_of, max_depth=depth)
 
     @router.get("/workflows/{workflow_name}/map", response_model=views.WorkflowMap,
-                responses={200: GRAPH_RESPONSES[200]},
+                responses={200: DRAWINGS,
+                           404: {"description": "A name no route takes (one with a newline, say)",
+                                 "model": ErrorBody}},
                 summary="The derived graphs of the workflow's last runs merged: step counts, durations, branches")
     async def workflow_map(
         workflow_name: Annotated[str, Path(pattern=NO_NUL, max_length=MAX_ID_LENGTH)],

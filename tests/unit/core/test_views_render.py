@@ -74,7 +74,7 @@ def test_mermaid_escapes_labels_and_dashes_late_edges() -> None:
     assert len(re.findall(r" -\.-> ", late)) == 1 and len(re.findall(r" --> ", late)) == 4
 
 
-def test_dot_escapes_quotes_and_backslashes() -> None:
+def test_dot_escapes_quotes_backslashes_and_markup() -> None:
     text = to_dot(hostile_graph())
     assert text.startswith("digraph workflow {") and text.rstrip().endswith("}")
     # Outside escaped quotes, every label string closes on the same line it opened.
@@ -82,6 +82,7 @@ def test_dot_escapes_quotes_and_backslashes() -> None:
         unescaped = re.sub(r'\\.', "", line)
         assert unescaped.count('"') % 2 == 0, line
     assert 'say \\"hi\\" \\\\N' in text and "\x00" not in text and "\x07" not in text
+    assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
     assert to_dot(when_any_graph()).count("style=dashed") == 1
 
 

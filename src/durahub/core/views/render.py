@@ -111,7 +111,10 @@ def _css_name(status: str) -> str:
 
 
 def _dot_text(text: str) -> str:
-    # Inside a quoted DOT string only backslash and quote are special (\N, \G, \l... are escapes of labels).
+    # In a quoted DOT string backslash and quote are special (\N, \G, \l... are label escapes), and Graphviz
+    # decodes HTML entities in labels: so `&` must be one, and `<`, `>` become ones too, so that a consumer
+    # that pastes labels into markup still gets text.
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
