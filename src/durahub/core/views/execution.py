@@ -79,6 +79,7 @@ class Delivery:
     """A result handed to the workflow in a turn: a step's ending, or the run's start."""
 
     key: str
+    index: int  # history index of the event that delivered it
     attempt: int | None = None  # the attempt it ended (activities and children)
 
 
@@ -110,6 +111,7 @@ class Execution:
     suspended: bool
     start_us: int | None
     end_us: int | None  # when the run ended (executionCompleted / continueAsNew)
+    end_index: int | None  # history index of that event
     last_us: int | None  # the newest event's time
     outcome: str | None  # completed / failed / terminated / continued_as_new / canceled
     failure: str | None
@@ -125,6 +127,13 @@ class Execution:
 
     def step(self, key: str) -> Step:
         return self.by_key[key]
+
+    def began_at(self, key: str) -> int:
+        """History index of the event that began a step (or ended the run, for END)."""
+        if key == END:
+            assert self.end_index is not None
+            return self.end_index
+        return self.by_key[key].order
 
     def results(self, turn: Turn) -> list[Delivery]:
         """The results the workflow saw in a turn: failed attempts it retried are left out."""
@@ -164,7 +173,9 @@ class _Reader:
         self.waits: dict[str, deque[Step]] = {}  # open event waits by case-folded name, oldest first
         self.by_key: dict[str, Step] = {}
         self.instance_id = ""
+        self.current = 0  # history index of the event being read
         self.end_us: int | None = None
+        self.end_index: int | None = None
         self.outcome: str | None = None
         self.failure: str | None = None
         self.handlers: dict[str, Callable[[int, pb.HistoryEvent, int, Turn], None]] = {
@@ -203,12 +214,13 @@ class _Reader:
             return
         # Suspend, resume, terminate and stalls are state InstanceState keeps; the rest a view does not draw.
         handler = self.handlers.get(kind or "")
+        self.current = index
         if handler is not None:
             handler(index, event, at, self.turn(index, at))
 
     def _on_started(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
         self.instance_id = event.executionStarted.workflowInstance.instanceId
-        turn.delivered.append(Delivery(START))
+        turn.delivered.append(Delivery(START, index))
 
     def _on_task_scheduled(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
         ts = event.taskScheduled
@@ -256,7 +268,7 @@ class _Reader:
             attempt.status = step.status = "failed"
             attempt.failure = step.failure = describe_failure(failure)
         step.end_us = at
-        turn.delivered.append(Delivery(step.key, number))
+        turn.delivered.append(Delivery(step.key, self.current, number))
 
     def _on_task_completed(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
         self._end_attempt(event.taskCompleted.taskScheduledId, at, turn, None)
@@ -319,7 +331,7 @@ class _Reader:
             self.waits[step.name.casefold()].remove(step)
         else:
             step.status = "fired"
-        turn.delivered.append(Delivery(step.key))
+        turn.delivered.append(Delivery(step.key, index))
 
     def _on_event_raised(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
         name = event.eventRaised.name
@@ -330,7 +342,7 @@ class _Reader:
             step = self.add_step(Step(key=f"event@{index}", kind="event", name=name, event_id=-1, order=index,
                                       turn=turn.index, start_us=at), began=False)
         step.status, step.end_us = "received", at
-        turn.delivered.append(Delivery(step.key))
+        turn.delivered.append(Delivery(step.key, index))
 
     def _on_event_sent(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
         sent = event.eventSent
@@ -349,7 +361,7 @@ class _Reader:
 
     def _end(self, at: int, turn: Turn, outcome: str) -> None:
         if self.outcome is None:
-            self.end_us, self.outcome = at, outcome
+            self.end_us, self.outcome, self.end_index = at, outcome, self.current
             turn.began.append(END)
 
 
@@ -374,6 +386,7 @@ def read_execution(history: list[pb.HistoryEvent]) -> Execution:
         suspended=state.suspended,
         start_us=state.created_us if state.started else None,
         end_us=reader.end_us,
+        end_index=reader.end_index,
         last_us=ts_to_us(history[-1].timestamp) if history else None,
         outcome=reader.outcome,
         failure=reader.failure,

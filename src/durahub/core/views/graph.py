@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from durahub.core.views.execution import END, START, Execution, Turn, read_execution
+from durahub.core.views.execution import END, START, Delivery, Execution, Turn, read_execution
 from durahub.protos import pb
 
 
@@ -84,23 +84,25 @@ def _late(execution: Execution, turn: Turn, key: str, acted: list[int]) -> bool:
 
 
 def build_graph(execution: Execution) -> Graph:
-    graph = Graph(workflow_name=execution.name, instance_id=execution.instance_id, status=execution.status,
-                  nodes=_nodes(execution))
+    result = Graph(workflow_name=execution.name, instance_id=execution.instance_id, status=execution.status,
+                   nodes=_nodes(execution))
     seen: set[tuple[str, str]] = set()
-    causes: list[tuple[str, bool]] = []
+    causes: list[tuple[Delivery, bool]] = []
     acted: list[int] = []  # turns that began something
     for turn in execution.turns:
-        causes += [(d.key, _late(execution, turn, d.key, acted)) for d in execution.results(turn)]
+        causes += [(d, _late(execution, turn, d.key, acted)) for d in execution.results(turn)]
         if not turn.began:
             continue
         acted.append(turn.index)
         for cause, late in causes:
             for target in turn.began:
-                if cause != target and (cause, target) not in seen:
-                    seen.add((cause, target))
-                    graph.edges.append(Edge(cause, target, late))
-        causes = []
-    return graph
+                # A result reaches what the workflow did after it (SDK histories put results first in a turn).
+                if cause.index < execution.began_at(target) and (cause.key, target) not in seen:
+                    seen.add((cause.key, target))
+                    result.edges.append(Edge(cause.key, target, late))
+        # Consumed, unless it came after everything this turn did (only a malformed history does that).
+        causes = [(c, late) for c, late in causes if c.index > execution.began_at(turn.began[-1])]
+    return result
 
 
 def graph(history: list[pb.HistoryEvent]) -> Graph:

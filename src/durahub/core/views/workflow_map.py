@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from durahub.core.views.graph import Edge as GraphEdge
-from durahub.core.views.graph import Graph, Node
+from durahub.core.views.graph import Graph, Node, graph
 from durahub.core.views.render import duration_text
+from durahub.protos import pb
 
 ENDED_BADLY = frozenset({"failed", "timed_out", "terminated", "canceled"})
 FINISHED = frozenset({"completed", "failed", "fired", "received", "timed_out", "sent", "terminated", "canceled",
@@ -62,7 +63,7 @@ def _note(node: MapNode) -> str:
     parts = [f"n={node.count}"]
     if node.p50_us is not None and node.p95_us is not None and node.kind not in ("start", "end"):
         parts.append(f"p50 {duration_text(node.p50_us)} p95 {duration_text(node.p95_us)}")
-    if node.failure_rate:
+    if node.failure_rate and node.kind not in ("start", "end"):
         parts.append(f"{node.failure_rate:.0%} failed")
     return " · ".join(parts)
 
@@ -94,14 +95,15 @@ class _Stats:
     finished: int = 0
 
 
-def workflow_map(graphs: Iterable[Graph], workflow_name: str = "") -> WorkflowMap:
-    """Merge the derived graphs of runs (of one workflow) into its map."""
+def workflow_map(runs: Iterable[Graph | list[pb.HistoryEvent]], workflow_name: str = "") -> WorkflowMap:
+    """Merge the runs (of one workflow), given as derived graphs or as histories, into its map."""
     stats: dict[str, _Stats] = {}
     edge_counts: Counter[tuple[str, str]] = Counter()
     edge_runs: Counter[tuple[str, str]] = Counter()
-    runs = 0
-    for g in graphs:
-        runs += 1
+    run_count = 0
+    for run in runs:
+        g = run if isinstance(run, Graph) else graph(run)
+        run_count += 1
         workflow_name = workflow_name or g.workflow_name
         keys = {n.id: map_key(n) for n in g.nodes}
         for node in g.nodes:
@@ -121,7 +123,7 @@ def workflow_map(graphs: Iterable[Graph], workflow_name: str = "") -> WorkflowMa
     leaving: Counter[str] = Counter()
     for (source, _), count in edge_counts.items():
         leaving[source] += count
-    result = WorkflowMap(workflow_name=workflow_name, runs=runs)
+    result = WorkflowMap(workflow_name=workflow_name, runs=run_count)
     for key, s in stats.items():
         label = (workflow_name or "start") if s.node.kind == "start" else s.node.label
         result.nodes.append(MapNode(
