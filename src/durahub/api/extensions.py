@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 from durahub import __version__
 from durahub.api.common import workflow_properties
 from durahub.api.errors import EXTENSION_HTTP, lookup
-from durahub.api.views import views_router
 from durahub.core.state import TERMINAL_STATUSES, status_from_name, status_name
 from durahub.core.time import ts_to_us
 from durahub.engine import Engine
@@ -336,6 +335,8 @@ def create_extensions_app(engine: Engine, own_app: str | None = None, apps: AppE
               summary="Terminate every active instance matching the filter (recursively); does not wait")
     async def terminate(body: TerminateRequest) -> Count:
         return Count(count=await engine.terminate_matching(_query(body), body.output))
+
+    from durahub.api.views import views_router  # here: that module builds on this one's models
 
     app.include_router(views_router(engine))
     return app

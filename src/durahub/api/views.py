@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
+from durahub.api.extensions import MAX_ID_LENGTH, NO_NUL, ErrorBody, InstanceIdPath
 from durahub.core import views
 from durahub.core.views.instances import InstanceCounter
 from durahub.core.views.timeline import DEFAULT_MIN_GAP_US
@@ -23,14 +24,11 @@ from durahub.errors import InstanceNotFound
 from durahub.protos import pb
 from durahub.store.base import InstanceQuery, InstanceRow
 
-MAX_ID_LENGTH = 1024
-NO_NUL = r"^[^\x00]*$"
 PAGE = 1000
 MAX_MAP_RUNS = 1000
 MAX_TREE_DEPTH = 50
 MAX_TREE_NODES = 2000
 
-InstanceIdPath = Annotated[str, Path(pattern=NO_NUL, max_length=MAX_ID_LENGTH)]
 NameQuery = Annotated[str | None, Query(max_length=MAX_ID_LENGTH, pattern=NO_NUL)]
 
 
@@ -86,12 +84,11 @@ async def _pages(engine: Engine, query: InstanceQuery) -> AsyncIterator[list[Ins
         query.after = (rows[-1].created_us, rows[-1].instance_id)
 
 
-def views_router(engine: Engine) -> APIRouter:
-    # The extension API's error body (imported here: that module mounts this one).
-    from durahub.api.extensions import ErrorBody
+ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "No such instance", "model": ErrorBody}}
 
+
+def views_router(engine: Engine) -> APIRouter:
     router = APIRouter()
-    errors: dict[int | str, dict[str, Any]] = {404: {"description": "No such instance", "model": ErrorBody}}
 
     async def history_of(instance_id: str) -> list[pb.HistoryEvent]:
         if await engine.get_instance(instance_id) is None:
@@ -113,12 +110,12 @@ def views_router(engine: Engine) -> APIRouter:
             counter.add(rows)
         return counter.stats()
 
-    @router.get("/instances/{instance_id}/summary", response_model=views.Summary, responses=errors,
+    @router.get("/instances/{instance_id}/summary", response_model=views.Summary, responses=ERRORS,
                 summary="What the instance waits on now: activities, timers, events, children, stall reason")
     async def summary(instance_id: InstanceIdPath) -> views.Summary:
         return views.summary(await history_of(instance_id), _now_us())
 
-    @router.get("/instances/{instance_id}/timeline", response_model=views.Timeline, responses=errors,
+    @router.get("/instances/{instance_id}/timeline", response_model=views.Timeline, responses=ERRORS,
                 summary="One bar per activity, timer, event and child; turn markers; idle gaps to compress")
     async def timeline(
         instance_id: InstanceIdPath,
@@ -127,13 +124,13 @@ def views_router(engine: Engine) -> APIRouter:
     ) -> views.Timeline:
         return views.timeline(await history_of(instance_id), _now_us(), int(min_gap_seconds * 1_000_000))
 
-    @router.get("/instances/{instance_id}/graph", response_model=views.Graph, responses={200: DRAWINGS, **errors},
+    @router.get("/instances/{instance_id}/graph", response_model=views.Graph, responses={200: DRAWINGS, **ERRORS},
                 summary="The derived execution graph: the observed causal order of this run")
     async def graph(instance_id: InstanceIdPath, format: FormatQuery = GraphFormat.json) -> views.Graph | Response:
         g = views.graph(await history_of(instance_id))
         return g if format is GraphFormat.json else _drawing(g, format)
 
-    @router.get("/instances/{instance_id}/tree", response_model=views.TreeNode, responses=errors,
+    @router.get("/instances/{instance_id}/tree", response_model=views.TreeNode, responses=ERRORS,
                 summary="The instance and its children, recursively")
     async def tree(
         instance_id: InstanceIdPath,

@@ -99,7 +99,6 @@ class Timer:
     fire_at_us: int | None  # None: never fires
     owner: str  # the step it times (a timer, an event wait, or the step a retry timer retries)
     fired: bool = False
-    created_us: int = 0
 
 
 @dataclass
@@ -120,10 +119,6 @@ class Execution:
     turns: list[Turn]
     timers: list[Timer]
     by_key: dict[str, Step] = field(default_factory=dict, repr=False)
-
-    @property
-    def finished(self) -> bool:
-        return self.outcome is not None
 
     def step(self, key: str) -> Step:
         return self.by_key[key]
@@ -173,7 +168,6 @@ class _Reader:
         self.waits: dict[str, deque[Step]] = {}  # open event waits by case-folded name, oldest first
         self.by_key: dict[str, Step] = {}
         self.instance_id = ""
-        self.current = 0  # history index of the event being read
         self.end_us: int | None = None
         self.end_index: int | None = None
         self.outcome: str | None = None
@@ -214,7 +208,6 @@ class _Reader:
             return
         # Suspend, resume, terminate and stalls are state InstanceState keeps; the rest a view does not draw.
         handler = self.handlers.get(kind or "")
-        self.current = index
         if handler is not None:
             handler(index, event, at, self.turn(index, at))
 
@@ -253,7 +246,8 @@ class _Reader:
         self.by_schedule[event.eventId] = step
         self.by_child_id[cc.instanceId] = step
 
-    def _end_attempt(self, scheduled_id: int, at: int, turn: Turn, failure: pb.TaskFailureDetails | None) -> None:
+    def _end_attempt(self, index: int, scheduled_id: int, at: int, turn: Turn,
+                     failure: pb.TaskFailureDetails | None) -> None:
         step = self.by_schedule.get(scheduled_id)
         if step is None:
             return
@@ -268,20 +262,20 @@ class _Reader:
             attempt.status = step.status = "failed"
             attempt.failure = step.failure = describe_failure(failure)
         step.end_us = at
-        turn.delivered.append(Delivery(step.key, self.current, number))
+        turn.delivered.append(Delivery(step.key, index, number))
 
     def _on_task_completed(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
-        self._end_attempt(event.taskCompleted.taskScheduledId, at, turn, None)
+        self._end_attempt(index, event.taskCompleted.taskScheduledId, at, turn, None)
 
     def _on_task_failed(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
-        self._end_attempt(event.taskFailed.taskScheduledId, at, turn, event.taskFailed.failureDetails)
+        self._end_attempt(index, event.taskFailed.taskScheduledId, at, turn, event.taskFailed.failureDetails)
 
     def _on_child_completed(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
-        self._end_attempt(event.childWorkflowInstanceCompleted.taskScheduledId, at, turn, None)
+        self._end_attempt(index, event.childWorkflowInstanceCompleted.taskScheduledId, at, turn, None)
 
     def _on_child_failed(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
         failed = event.childWorkflowInstanceFailed
-        self._end_attempt(failed.taskScheduledId, at, turn, failed.failureDetails)
+        self._end_attempt(index, failed.taskScheduledId, at, turn, failed.failureDetails)
 
     def _on_timer_created(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
         tc = event.timerCreated
@@ -298,7 +292,7 @@ class _Reader:
             last = retried.attempts[-1]
             last.retry_timer_id, last.retry_at_us = timer_id, fire_at
             retried.status, retried.end_us = "pending", None
-            self.timers[timer_id] = Timer(timer_id, origin, fire_at, retried.key, created_us=at)
+            self.timers[timer_id] = Timer(timer_id, origin, fire_at, retried.key)
             return
         if origin == "externalEvent":
             step = Step(key=f"event-{timer_id}", kind="event", name=tc.externalEvent.name, event_id=timer_id,
@@ -310,7 +304,7 @@ class _Reader:
                         order=index, turn=turn.index, start_us=at, origin=origin, timer_id=timer_id,
                         fire_at_us=fire_at)
         self.add_step(step)
-        self.timers[timer_id] = Timer(timer_id, origin, fire_at, step.key, created_us=at)
+        self.timers[timer_id] = Timer(timer_id, origin, fire_at, step.key)
 
     def _on_timer_fired(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
         timer = self.timers.get(event.timerFired.timerId)
@@ -352,16 +346,16 @@ class _Reader:
 
     def _on_execution_completed(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
         done = event.executionCompleted
-        self._end(at, turn, _OUTCOMES.get(done.workflowStatus, "completed"))
+        self._end(index, at, turn, _OUTCOMES.get(done.workflowStatus, "completed"))
         if done.HasField("failureDetails") and done.workflowStatus == pb.ORCHESTRATION_STATUS_FAILED:
             self.failure = describe_failure(done.failureDetails)
 
     def _on_continue_as_new(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
-        self._end(at, turn, "continued_as_new")
+        self._end(index, at, turn, "continued_as_new")
 
-    def _end(self, at: int, turn: Turn, outcome: str) -> None:
+    def _end(self, index: int, at: int, turn: Turn, outcome: str) -> None:
         if self.outcome is None:
-            self.end_us, self.outcome, self.end_index = at, outcome, self.current
+            self.end_us, self.outcome, self.end_index = at, outcome, index
             turn.began.append(END)
 
 
