@@ -131,6 +131,9 @@ def test_timeline_and_graph_in_every_format(server: DurahubServer, client: wf.Da
 
     g = get(server, f"/instances/{iid}/graph").json()
     assert [n["label"] for n in g["nodes"]] == ["branch_wf", "check", "even_step", "completed"]
+    app = get(server, f"/instances/{iid}").json()["app_id"]
+    assert get(server, f"/instances/{iid}/graph", appID=app).json() == g
+    assert get(server, f"/instances/{iid}/graph", appID="another-app").status_code == 404
     assert len(g["edges"]) == 3 and g["instance_id"] == iid
 
     mermaid = get(server, f"/instances/{iid}/graph", format="mermaid")
@@ -159,6 +162,7 @@ def test_tree_of_children(server: DurahubServer, client: wf.DaprWorkflowClient) 
     iid = run(client, root_wf, 1)
     t = get(server, f"/instances/{iid}/tree").json()
     assert (t["instance_id"], t["workflow_name"], t["status"]) == (iid, "root_wf", "COMPLETED")
+    assert t["app_id"] and all(c["app_id"] == t["app_id"] for c in t["children"])
     kids = {c["instance_id"]: c for c in t["children"]}
     assert set(kids) == {f"{iid}-mid", f"{iid}-leaf"}
     assert [c["instance_id"] for c in kids[f"{iid}-mid"]["children"]] == [f"{iid}-mid-leaf"]

@@ -338,5 +338,5 @@ def create_extensions_app(engine: Engine, own_app: str | None = None, apps: AppE
 
     from durahub.api.views import views_router  # here: that module builds on this one's models
 
-    app.include_router(views_router(engine))
+    app.include_router(views_router(engine, endpoint_app))
     return app

@@ -12,6 +12,7 @@ from durahub.core.views import status_counts, tree
 @dataclass
 class Row:
     instance_id: str
+    app_id: str = "app"
     name: str = "wf"
     status: int = RUNNING
     created_us: int = 100
@@ -22,7 +23,7 @@ class Row:
 def test_tree_nests_children_and_marks_what_was_not_looked_up() -> None:
     root = Row("p", completed_us=400, status=COMPLETED)
     a, b, a1 = Row("p:1", parent_instance_id="p"), Row("p:2", status=FAILED), Row("p:1:1", name="leaf")
-    children = {"p": [a, b], "p:1": [a1], "p:2": []}
+    children = {("app", "p"): [a, b], ("app", "p:1"): [a1], ("app", "p:2"): []}
     t = tree(root, children)
     assert (t.instance_id, t.status, t.duration_us, t.truncated) == ("p", "COMPLETED", 300, False)
     assert [c.instance_id for c in t.children] == ["p:1", "p:2"]
@@ -35,8 +36,9 @@ def test_tree_nests_children_and_marks_what_was_not_looked_up() -> None:
 
 def test_a_reused_id_does_not_loop() -> None:
     root = Row("a")
-    t = tree(root, {"a": [Row("b")], "b": [Row("a")]})
-    assert [c.instance_id for c in t.children] == ["b"] and t.children[0].children == []
+    t = tree(root, {("app", "a"): [Row("b"), Row("a", app_id="other")], ("app", "b"): [Row("a")]})
+    assert [(c.app_id, c.instance_id) for c in t.children] == [("app", "b"), ("other", "a")]
+    assert t.children[0].children == []  # ("app", "a") is the root itself
 
 
 def test_counts_by_status_list_every_chip() -> None:

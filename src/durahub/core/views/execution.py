@@ -61,6 +61,7 @@ class Step:
     attempts: list[Attempt] = field(default_factory=list)  # activities and children
     task_execution_id: str = ""  # activities
     instance_id: str = ""  # a child's id; a sent event's target
+    app_id: str = ""  # the app it runs in or goes to, when the workflow named one (its router's target)
     origin: TimerOrigin | None = None  # timers and event waits
     timer_id: int | None = None  # timers and event waits
     fire_at_us: int | None = None  # timers and event waits; None: never (the SDK's indefinite wait)
@@ -226,7 +227,8 @@ class _Reader:
             return
         step = self.add_step(Step(key=f"activity-{event.eventId}", kind="activity", name=ts.name,
                                   event_id=event.eventId, order=index, turn=turn.index, start_us=at,
-                                  attempts=[attempt], task_execution_id=ts.taskExecutionId))
+                                  attempts=[attempt], task_execution_id=ts.taskExecutionId,
+                                  app_id=event.router.targetAppID))
         self.by_schedule[event.eventId] = step
         if ts.taskExecutionId:
             self.by_execution_id[ts.taskExecutionId] = step
@@ -242,7 +244,7 @@ class _Reader:
             return
         step = self.add_step(Step(key=f"child-{event.eventId}", kind="child", name=cc.name, event_id=event.eventId,
                                   order=index, turn=turn.index, start_us=at, attempts=[attempt],
-                                  instance_id=cc.instanceId))
+                                  instance_id=cc.instanceId, app_id=event.router.targetAppID))
         self.by_schedule[event.eventId] = step
         self.by_child_id[cc.instanceId] = step
 
@@ -342,7 +344,7 @@ class _Reader:
         sent = event.eventSent
         self.add_step(Step(key=f"send-{event.eventId}", kind="send", name=sent.name, event_id=event.eventId,
                            order=index, turn=turn.index, start_us=at, end_us=at, status="sent",
-                           instance_id=sent.instanceId))
+                           instance_id=sent.instanceId, app_id=event.router.targetAppID))
 
     def _on_execution_completed(self, index: int, event: pb.HistoryEvent, at: int, turn: Turn) -> None:
         done = event.executionCompleted

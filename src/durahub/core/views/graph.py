@@ -32,6 +32,7 @@ class Node:
     attempts: int = 1
     event_id: int = -1  # a step's first scheduling event (rerun-from-event takes it)
     instance_id: str = ""  # a child's id, a sent event's target
+    app_id: str = ""  # the app a step runs in or goes to, when the workflow named one
     note: str = ""  # a second line for renderers (a workflow map's statistics)
 
 
@@ -64,7 +65,8 @@ def _nodes(execution: Execution) -> list[Node]:
     for step in sorted(execution.steps, key=lambda s: s.order):
         nodes.append(Node(id=step.key, kind=step.kind, label=step.name, status=step.status, start_us=step.start_us,
                           end_us=step.end_us, duration_us=step.duration_us, failure=step.failure,
-                          attempts=max(1, len(step.attempts)), event_id=step.event_id, instance_id=step.instance_id))
+                          attempts=max(1, len(step.attempts)), event_id=step.event_id, instance_id=step.instance_id,
+                          app_id=step.app_id))
     if execution.outcome is not None:
         start = execution.start_us
         end = execution.end_us

@@ -22,6 +22,8 @@ class InstanceLike(Protocol):
     @property
     def instance_id(self) -> str: ...
     @property
+    def app_id(self) -> str: ...
+    @property
     def name(self) -> str: ...
     @property
     def status(self) -> int: ...
@@ -36,6 +38,7 @@ class InstanceLike(Protocol):
 @dataclass
 class TreeNode:
     instance_id: str
+    app_id: str
     workflow_name: str
     status: str
     created_us: int
@@ -46,23 +49,29 @@ class TreeNode:
     truncated: bool = False
 
 
-def tree(root: InstanceLike, children_of: Mapping[str, Sequence[InstanceLike]],
+def instance_key(row: InstanceLike) -> tuple[str, str]:
+    """An instance's identity across apps: (app id, instance id)."""
+    return row.app_id, row.instance_id
+
+
+def tree(root: InstanceLike, children_of: Mapping[tuple[str, str], Sequence[InstanceLike]],
          max_depth: int | None = None) -> TreeNode:
-    """`root` and its descendants; `children_of` maps an instance id to its child rows. An id missing from it
-    was not looked up and is marked truncated, as is everything below `max_depth`."""
-    seen: set[str] = set()
+    """`root` and its descendants; `children_of` maps an instance's `instance_key` to its child rows. An instance
+    missing from it was not looked up and is marked truncated, as is everything below `max_depth`."""
+    seen: set[tuple[str, str]] = set()
 
     def build(row: InstanceLike, depth: int) -> TreeNode:
-        seen.add(row.instance_id)
+        key = instance_key(row)
+        seen.add(key)
         node = TreeNode(
-            instance_id=row.instance_id, workflow_name=row.name, status=status_name(row.status),
+            instance_id=row.instance_id, app_id=row.app_id, workflow_name=row.name, status=status_name(row.status),
             created_us=row.created_us, completed_us=row.completed_us,
             duration_us=None if row.completed_us is None else row.completed_us - row.created_us)
-        if row.instance_id not in children_of or (max_depth is not None and depth >= max_depth):
+        if key not in children_of or (max_depth is not None and depth >= max_depth):
             node.truncated = True
             return node
-        for child in children_of[row.instance_id]:
-            if child.instance_id not in seen:  # a reused id must not make a loop
+        for child in children_of[key]:
+            if instance_key(child) not in seen:  # a reused id must not make a loop
                 node.children.append(build(child, depth + 1))
         return node
 

@@ -28,6 +28,7 @@ class PendingActivity:
     task_id: int  # taskScheduled event id of the current attempt (of the failed one while waiting to retry)
     first_task_id: int  # taskScheduled event id of the first attempt (what rerun-from-event takes)
     task_execution_id: str
+    app_id: str  # the app it runs in, when the workflow named one
     since_us: int  # when the first attempt was scheduled
     scheduled_us: int  # when the current attempt was scheduled
     attempt: int  # the current attempt, from 1; while waiting to retry, the one that comes next
@@ -38,6 +39,7 @@ class PendingActivity:
 @dataclass
 class PendingChild:
     instance_id: str
+    app_id: str  # the child's app, when the workflow named one
     name: str
     task_id: int
     since_us: int
@@ -116,12 +118,12 @@ def summarize(execution: Execution, now_us: int) -> Summary:
             current = step.attempts[-1]
             summary.activities.append(PendingActivity(
                 name=step.name, task_id=current.event_id, first_task_id=step.event_id,
-                task_execution_id=step.task_execution_id, since_us=step.start_us, scheduled_us=current.start_us,
+                task_execution_id=step.task_execution_id, app_id=step.app_id, since_us=step.start_us, scheduled_us=current.start_us,
                 attempt=attempt, retry_at_us=retry_at, last_failure=_last_failure(step)))
         elif step.kind == "child":
             attempt, retry_at = _retry_state(step)
             summary.children.append(PendingChild(
-                instance_id=step.instance_id, name=step.name, task_id=step.attempts[-1].event_id,
+                instance_id=step.instance_id, app_id=step.app_id, name=step.name, task_id=step.attempts[-1].event_id,
                 since_us=step.start_us, attempt=attempt, retry_at_us=retry_at, last_failure=_last_failure(step)))
         elif step.kind == "event" and step.timer_id is not None:
             summary.events.append(AwaitedEvent(name=step.name, timer_id=step.timer_id, since_us=step.start_us,

@@ -39,6 +39,7 @@ class Bar:
     segments: list[Segment] = field(default_factory=list)
     failure: str | None = None
     instance_id: str = ""  # a child's id, a sent event's target
+    app_id: str = ""  # the app a step runs in or goes to, when the workflow named one
     task_execution_id: str = ""
     fire_at_us: int | None = None  # timers and event waits; None: never
 
@@ -105,7 +106,8 @@ def build_timeline(execution: Execution, history: list[pb.HistoryEvent], now_us:
     bars = [
         Bar(key=s.key, kind=s.kind, name=s.name, event_id=s.event_id, start_us=s.start_us, end_us=s.end_us,
             status=s.status, attempts=max(1, len(s.attempts)), lane=0, segments=_segments(s), failure=s.failure,
-            instance_id=s.instance_id, task_execution_id=s.task_execution_id, fire_at_us=s.fire_at_us)
+            instance_id=s.instance_id, app_id=s.app_id, task_execution_id=s.task_execution_id,
+            fire_at_us=s.fire_at_us)
         for s in execution.steps
     ]
     lanes = _assign_lanes(bars)
