@@ -178,6 +178,14 @@ def test_child_workflow_and_its_retry() -> None:
     assert edges(g) == {("start", f"child-{c}"), (f"child-{c}", "end")}
 
 
+def test_a_child_in_another_app_carries_that_app() -> None:
+    h = History("parent").start()
+    here, there = h.child("kid"), h.child("kid", "remote-1", app_id="billing")
+    g = graph(h.events)
+    assert (node(g, f"child-{here}").app_id, node(g, f"child-{there}").app_id) == ("", "billing")
+    assert node(g, f"child-{there}").instance_id == "remote-1"
+
+
 def test_event_waits_with_and_without_timeout() -> None:
     h = History().start()
     forever = h.wait_event("approve")

@@ -136,9 +136,12 @@ class History:
         return event_id
 
     # -- children ----------------------------------------------------------------------------------------
-    def child(self, name: str, instance_id: str | None = None) -> int:
+    def child(self, name: str, instance_id: str | None = None, app_id: str = "") -> int:
         task_id = self._id()
-        cc = self._add(task_id).childWorkflowInstanceCreated
+        ev = self._add(task_id)
+        if app_id:
+            ev.router.targetAppID = app_id
+        cc = ev.childWorkflowInstanceCreated
         cc.name = name
         cc.instanceId = instance_id or f"{self.instance_id}:{task_id:04x}"
         return task_id
