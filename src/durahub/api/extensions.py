@@ -336,4 +336,7 @@ def create_extensions_app(engine: Engine, own_app: str | None = None, apps: AppE
     async def terminate(body: TerminateRequest) -> Count:
         return Count(count=await engine.terminate_matching(_query(body), body.output))
 
+    from durahub.api.views import views_router  # here: that module builds on this one's models
+
+    app.include_router(views_router(engine, endpoint_app))
     return app
