@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import dapr.ext.workflow as wf
@@ -217,3 +218,41 @@ def test_without_propagation_callees_see_none(client: wf.DaprWorkflowClient) -> 
     assert seen == {"child": None, "activity": None}
     _, seen = run(client, activity_caller_wf, None)
     assert seen is None
+
+
+def test_a_rerun_dispatches_the_call_again_with_history_of_the_new_instance(server: DurahubServer, client,
+                                                                             app_id: str) -> None:
+    """daprd's rerun: the re-driven activity gets its history rebuilt from the rerun instance."""
+    source, first = run(client, activity_caller_wf, "OWN_HISTORY")
+    assert first["workflows"][0]["instance_id"] == source
+    history = server.http_get(f"/durahub/v1/instances/{source}").json()["history"]
+    call = next(e for e in history if e["kind"] == "taskScheduled" and e["details"]["name"] == "report_history")
+    rerun_id = new_id("rerun")
+    r = server.http_post(f"/durahub/v1/instances/{source}/rerun",
+                         json={"event_id": call["event_id"], "new_instance_id": rerun_id})
+    assert r.status_code == 202, r.text
+    st = complete(client, rerun_id)
+    again = json.loads(st.serialized_output)
+    assert again["scope"] == "OWN_HISTORY" and again["app_ids"] == [app_id]
+    assert [w["instance_id"] for w in again["workflows"]] == [rerun_id]
+    assert again["workflows"][0]["activities"] == first["workflows"][0]["activities"]
+
+
+def unregistered_child_parent_wf(ctx: wf.DaprWorkflowContext, _: Any):
+    try:
+        yield ctx.call_child_workflow("no_such_workflow", instance_id=f"{ctx.instance_id}-child",
+                                      retry_policy=wf.RetryPolicy(max_number_of_attempts=2,
+                                                                  first_retry_interval=timedelta(milliseconds=50)))
+    except wf.TaskFailedError as e:
+        return {"failed": e.details.error_type}
+    return "no error"
+
+
+WORKFLOWS.append(unregistered_child_parent_wf)
+
+
+def test_a_child_workflow_nobody_registered_fails_the_parents_task(client) -> None:
+    """The worker fails it (OrchestratorNotRegisteredError): the child ends FAILED, the parent's task fails, its
+    retry policy applies (the same child id is re-created), then the error surfaces."""
+    _, out = run(client, unregistered_child_parent_wf, None)
+    assert out == {"failed": "OrchestratorNotRegisteredError"}, out
