@@ -339,4 +339,7 @@ def create_extensions_app(engine: Engine, own_app: str | None = None, apps: AppE
     from durahub.api.views import views_router  # here: that module builds on this one's models
 
     app.include_router(views_router(engine, endpoint_app))
+    from durahub.api.actions import action_routes  # it builds on this module's models
+
+    app.include_router(action_routes(engine, ERRORS))
     return app

@@ -1,0 +1,111 @@
+"""Operations on one instance under `/durahub/v1`: start, raise an event, suspend, resume, terminate, purge.
+
+Thin twins of Dapr's workflow HTTP API with what it cannot carry (a scheduled start time, a reason, a
+termination output, a forced purge) and durahub's JSON errors (`{"detail": ...}`; 404 for an unknown instance,
+409 for what the instance's state refuses), so the CLI and the dashboard use one API family. Each route calls
+one engine method; the engine's errors become statuses through the extension app's handler.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, Field
+
+from durahub.api.extensions import MAX_ID_LENGTH, NO_NUL, Count, InstanceIdPath
+from durahub.engine import Engine
+
+OptionalText = str | None
+
+
+class StartRequest(BaseModel):
+    workflow_name: str = Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL)
+    instance_id: str | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL,
+                                    description="A fresh UUID when absent")
+    input: OptionalText = Field(None, pattern=NO_NUL, description="JSON input, as a string")
+    start_at: datetime | None = Field(None, description="Scheduled start; the instance stays PENDING until then")
+
+
+class Started(BaseModel):
+    instance_id: str
+
+
+class RaiseRequest(BaseModel):
+    event_name: str = Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL)
+    input: OptionalText = Field(None, pattern=NO_NUL, description="JSON payload, as a string")
+
+
+class ReasonRequest(BaseModel):
+    reason: OptionalText = Field(None, pattern=NO_NUL)
+
+
+class TerminateOneRequest(BaseModel):
+    output: OptionalText = Field(None, pattern=NO_NUL, description="JSON output recorded on the instance")
+    recursive: bool = Field(True, description="Terminate its child workflows too")
+
+
+class PurgeOneRequest(BaseModel):
+    force: bool = Field(False, description="Purge whatever the instance's state (it may be running)")
+
+
+class Accepted(BaseModel):
+    instance_id: str
+
+
+# Bodies that may be left out entirely (`curl -X POST .../suspend`).
+ReasonBody = Annotated[ReasonRequest | None, Body()]
+TerminateBody = Annotated[TerminateOneRequest | None, Body()]
+PurgeBody = Annotated[PurgeOneRequest | None, Body()]
+
+
+def _us(value: datetime) -> int:
+    return int(value.timestamp() * 1_000_000)
+
+
+def action_routes(engine: Engine, errors: dict[int | str, dict[str, Any]]) -> APIRouter:
+    """The routes, over one engine; `errors` documents the error answers (the extension app's)."""
+    router = APIRouter(responses=errors)
+
+    @router.post("/instances", response_model=Started, status_code=202, summary="Start an instance")
+    async def start(body: StartRequest) -> Started:
+        instance_id = body.instance_id or str(uuid.uuid4())
+        scheduled = _us(body.start_at) if body.start_at is not None else None
+        await engine.start_instance(instance_id, body.workflow_name, body.input, scheduled)
+        return Started(instance_id=instance_id)
+
+    @router.post("/instances/{instance_id}/raise", response_model=Accepted, status_code=202,
+                 summary="Raise an event on an instance")
+    async def raise_event(instance_id: InstanceIdPath, body: RaiseRequest) -> Accepted:
+        await engine.raise_event(instance_id, body.event_name, body.input)
+        return Accepted(instance_id=instance_id)
+
+    @router.post("/instances/{instance_id}/suspend", response_model=Accepted, status_code=202,
+                 summary="Suspend an instance")
+    async def suspend(instance_id: InstanceIdPath, body: ReasonBody = None) -> Accepted:
+        await engine.suspend(instance_id, body.reason if body else None)
+        return Accepted(instance_id=instance_id)
+
+    @router.post("/instances/{instance_id}/resume", response_model=Accepted, status_code=202,
+                 summary="Resume a suspended instance")
+    async def resume(instance_id: InstanceIdPath, body: ReasonBody = None) -> Accepted:
+        await engine.resume(instance_id, body.reason if body else None)
+        return Accepted(instance_id=instance_id)
+
+    @router.post("/instances/{instance_id}/terminate", response_model=Accepted, status_code=202,
+                 summary="Terminate an instance (and, by default, its children); does not wait")
+    async def terminate(instance_id: InstanceIdPath, body: TerminateBody = None) -> Accepted:
+        if body is None:
+            await engine.terminate(instance_id, None, True)
+        else:
+            await engine.terminate(instance_id, body.output, body.recursive)
+        return Accepted(instance_id=instance_id)
+
+    @router.post("/instances/{instance_id}/purge", response_model=Count,
+                 summary="Purge a finished instance and its children; `force` purges it whatever its state")
+    async def purge(instance_id: InstanceIdPath, body: PurgeBody = None) -> Count:
+        return Count(count=await engine.purge(instance_id, True, body.force if body else False))
+
+    return router
