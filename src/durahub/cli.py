@@ -11,6 +11,7 @@ from datetime import timedelta
 import click
 
 from durahub import __version__
+from durahub.cli_workflow import workflow
 from durahub.config import Config
 from durahub.core.retention import parse_duration
 from durahub.server import Server
@@ -37,6 +38,10 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.version_option(__version__, prog_name="durahub")
 def main() -> None:
     """durahub: Dapr workflows without Docker or a sidecar."""
+
+
+main.add_command(workflow)
+main.add_command(workflow, name="wf")
 
 
 @main.command()
