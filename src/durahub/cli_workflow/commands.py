@@ -32,7 +32,7 @@ from durahub.cli_workflow.options import (
     settings,
     when,
 )
-from durahub.cli_workflow.output import emit, info, table, to_json
+from durahub.cli_workflow.output import colour_enabled, emit, info, table, to_json
 from durahub.cli_workflow.rows import (
     HISTORY_OMIT_EMPTY,
     HISTORY_SHORT,
@@ -117,7 +117,7 @@ def _none_found(ctx: click.Context, owner: str) -> None:
 def _watch_list(client: EngineClient, columns: Any, records: Any) -> None:
     def render() -> str:
         rows = records()
-        return table(columns, rows, colour=True) if rows else "No workflow found"
+        return table(columns, rows, colour=colour_enabled()) if rows else "No workflow found"
 
     watch(f"durahub workflow list ({client.address})", render)
 
@@ -148,7 +148,7 @@ def history_command(ctx: click.Context, instance_id: str, output: str, follow: b
     columns = HISTORY_SHORT if fmt == "short" else HISTORY_WIDE
     if follow:
         client.instance(instance_id)  # an unknown id is an error, not an empty screen
-        watch(f"durahub workflow history {instance_id}", lambda: table(columns, records(), colour=True))
+        watch(f"durahub workflow history {instance_id}", lambda: table(columns, records(), colour=colour_enabled()))
         return
     rows = records()
     if fmt in ("json", "yaml"):
