@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,7 +15,9 @@ from durahub import __version__
 from durahub.cli_workflow import workflow
 from durahub.config import Config
 from durahub.core.retention import parse_duration
-from durahub.server import Server
+
+if TYPE_CHECKING:  # imported when serving: `durahub workflow` starts without loading the server's stack
+    from durahub.server import Server
 
 
 def setup_logging(level: str) -> None:
@@ -89,6 +92,8 @@ def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_m
                     api_token=api_token or None, retention_any_terminal=retention_any_terminal,
                     retention_completed=retention_completed, retention_failed=retention_failed,
                     retention_terminated=retention_terminated)
+    from durahub.server import Server
+
     try:
         asyncio.run(_serve(Server(config)))
     except (RuntimeError, OSError) as exc:
