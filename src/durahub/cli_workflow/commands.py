@@ -4,6 +4,7 @@ durahub's additions (`list --watch`, `history --follow`, `run --wait`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ from durahub.cli_workflow.rows import (
     HISTORY_WIDE,
     LIST_SHORT,
     LIST_WIDE,
+    Column,
     Record,
     history_short,
     history_wide,
@@ -114,7 +116,7 @@ def _none_found(ctx: click.Context, owner: str) -> None:
     click.echo(f'No workflow found in namespace "{settings(ctx).namespace}" for app ID "{owner}"', err=True)
 
 
-def _watch_list(client: EngineClient, columns: Any, records: Any) -> None:
+def _watch_list(client: EngineClient, columns: Sequence[Column], records: Callable[[], list[Record]]) -> None:
     def render() -> str:
         rows = records()
         return table(columns, rows, colour=colour_enabled()) if rows else "No workflow found"
@@ -138,7 +140,7 @@ def history_command(ctx: click.Context, instance_id: str, output: str, follow: b
         raise click.UsageError("--follow draws a table: use it with -o short or -o wide")
     client = make_client(ctx)
     namespace = settings(ctx).namespace
-    owner = app_id(ctx, client)
+    owner = app_id(ctx, client) if fmt != "short" else ""
 
     def records() -> list[Record]:
         events = client.instance(instance_id)["history"]
@@ -253,7 +255,7 @@ def rerun_command(ctx: click.Context, instance_id: str, event_id: int | None, ne
     if event_id is None:
         event_id = first_rerunnable_event(client.instance(instance_id))
     new_id = client.rerun(instance_id, event_id, new_instance_id, json_text(input_, "'-x' / '--input'"))
-    _done(ctx, new_id, f"Rerunning workflow instance: {new_id}")
+    click.echo(to_json({"new_instance_id": new_id}) if settings(ctx).json else f"Rerunning workflow instance: {new_id}")
 
 
 def first_rerunnable_event(instance: dict[str, Any]) -> int:
