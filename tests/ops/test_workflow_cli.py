@@ -172,17 +172,19 @@ def test_list_formats(cli: Cli, client: wf.DaprWorkflowClient) -> None:
 
     assert [r[:4] for r in table_rows(ok(cli("ls", "--prefix", prefix)).stdout)] == [r[:4] for r in short]
 
-    wide = table_rows(ok(cli("list", "--prefix", prefix, "-o", "wide", "-a", "shop")).stdout)
+    wide = table_rows(ok(cli("list", "--prefix", prefix, "-o", "wide", "-a", "durahub")).stdout)
     assert wide[0] == ["NAMESPACE", "APP ID", "NAME", "INSTANCE ID", "CREATED", "LAST UPDATE", "STATUS",
                        "CUSTOM STATUS", "FAILURE MESSAGE"]
-    assert wide[1][:4] == ["default", "shop", "full_wf", full]
+    assert wide[1][:4] == ["default", "durahub", "full_wf", full]  # the instance's app (the engine's own)
+    other_app = ok(cli("list", "--prefix", prefix, "--app-id", "shop"))  # -a: one app's instances
+    assert other_app.stdout == "" and 'for app ID "shop"' in other_app.stderr
     assert wide[3][-1].endswith("failed: boom1")  # dapr drops the line breaks
 
     records = json.loads(ok(cli("list", "--prefix", prefix, "-o", "json", "-n", "prod")).stdout)
     assert [r["instanceID"] for r in records] == [full, child, f"{prefix}-bad"]
     assert set(records[0]) == {"namespace", "appID", "name", "instanceID", "created", "lastUpdate", "runtimeStatus",
                                "customStatus", "failureMessage"}
-    assert records[0]["namespace"] == "prod" and records[0]["appID"] == "durahub"  # the engine's app id
+    assert records[0]["namespace"] == "prod" and records[0]["appID"] == "durahub"
     assert records[0]["created"].endswith("Z") and records[2]["runtimeStatus"] == "FAILED"
     assert json.loads(ok(cli("--json", "-n", "prod", "list", "--prefix", prefix)).stdout) == records
 
@@ -449,3 +451,25 @@ def test_the_wf_alias_and_options_after_the_subcommand(server: DurahubServer, cl
                                env={"DURAHUB_ADDRESS": None, "DAPR_HTTP_PORT": str(server.http_port)},
                                catch_exceptions=False)
     assert json.loads(inside_run.stdout)["status"] == "COMPLETED"
+
+
+def test_instances_of_another_app(cli: Cli) -> None:
+    """`-a/--app-id` names the app whose instance a command addresses (default: the engine's own) and narrows
+    listings to it; bulk actions address each matching instance in its own app."""
+    mine, theirs = new_id("app"), new_id("app")
+    # Scheduled an hour ahead: both stay PENDING, whoever's workers are connected.
+    ok(cli("run", "shop_wf", "-i", mine, "-s", "1h"))
+    ok(cli("run", "shop_wf", "-i", theirs, "-s", "1h", "-a", "shop"))
+    assert cli("show", theirs).exit_code == 3
+    shown = dict(line.split(":", 1) for line in ok(cli("show", theirs, "-a", "shop")).stdout.splitlines())
+    assert shown["App"].strip() == "shop"
+    assert ok(cli("-a", "shop", "list", "-w", "shop_wf", "-o", "ids")).stdout.split() == [theirs]
+    every_app = json.loads(ok(cli("list", "-w", "shop_wf", "-o", "json")).stdout)
+    assert {(r["instanceID"], r["appID"]) for r in every_app} == {(mine, "durahub"), (theirs, "shop")}
+    assert json.loads(ok(cli("count", "-w", "shop_wf", "--group-by", "app", "--json")).stdout)["groups"] == {
+        "durahub": 1, "shop": 1}
+
+    assert ok(cli("terminate", "-w", "shop_wf", "-y")).stdout.strip() == "Terminated 2 workflow instance(s)"
+    assert "Purged workflow instance" in ok(cli("purge", theirs, "-a", "shop", "--force")).stdout
+    assert cli("show", theirs, "-a", "shop").exit_code == 3
+    ok(cli("purge", mine, "--force"))

@@ -77,3 +77,17 @@ def test_invalid_requests_are_422(server: DurahubServer) -> None:
     assert server.http_post(f"{API}/instances", json={"workflow_name": ""}).status_code == 422
     assert server.http_post(f"{API}/instances/x/raise", json={}).status_code == 422
     assert server.http_post(f"{API}/instances", json={"workflow_name": "w", "input": "a\u0000b"}).status_code == 422
+
+
+def test_app_id_names_the_instances_app(server: DurahubServer) -> None:
+    iid = new_id("app")
+    started = server.http_post(f"{API}/instances", params={"appID": "shop"},
+                               json={"workflow_name": "gate_wf", "instance_id": iid, "start_at": "2999-01-01T00:00:00Z"})
+    assert started.status_code == 202
+    assert server.http_get(f"{API}/instances/{iid}").status_code == 404  # not in the engine's own app
+    assert server.http_get(f"{API}/instances/{iid}", params={"appID": "shop"}).json()["app_id"] == "shop"
+    assert server.http_post(f"{API}/instances/{iid}/suspend").status_code == 404
+    assert server.http_post(f"{API}/instances/{iid}/purge", params={"appID": "shop"},
+                            json={"force": True}).json() == {"count": 1}
+    assert server.http_post(f"{API}/instances", params={"appID": "not an app"},
+                            json={"workflow_name": "gate_wf"}).status_code == 422

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
-from durahub.api.extensions import MAX_ID_LENGTH, NO_NUL, Count, InstanceIdPath
+from durahub.api.extensions import MAX_ID_LENGTH, NO_NUL, AppQuery, Count, InstanceIdPath
 from durahub.engine import Engine
 
 OptionalText = str | None
@@ -65,47 +65,47 @@ def _us(value: datetime) -> int:
     return int(value.timestamp() * 1_000_000)
 
 
-def action_routes(engine: Engine, errors: dict[int | str, dict[str, Any]]) -> APIRouter:
-    """The routes, over one engine; `errors` documents the error answers (the extension app's)."""
+def action_routes(engine: Engine, errors: dict[int | str, dict[str, Any]], endpoint_app: str) -> APIRouter:
+    """The routes, over one engine, for the instances of `endpoint_app` unless `?appID=` names another app;
+    `errors` documents the error answers (the extension app's)."""
     router = APIRouter(responses=errors)
 
     @router.post("/instances", response_model=Started, status_code=202, summary="Start an instance")
-    async def start(body: StartRequest) -> Started:
+    async def start(body: StartRequest, app_id: AppQuery = None) -> Started:
         instance_id = body.instance_id or str(uuid.uuid4())
         scheduled = _us(body.start_at) if body.start_at is not None else None
-        await engine.start_instance(instance_id, body.workflow_name, body.input, scheduled)
+        await engine.start_instance(instance_id, body.workflow_name, body.input, scheduled, app=app_id or endpoint_app)
         return Started(instance_id=instance_id)
 
     @router.post("/instances/{instance_id}/raise", response_model=Accepted, status_code=202,
                  summary="Raise an event on an instance")
-    async def raise_event(instance_id: InstanceIdPath, body: RaiseRequest) -> Accepted:
-        await engine.raise_event(instance_id, body.event_name, body.input)
+    async def raise_event(instance_id: InstanceIdPath, body: RaiseRequest, app_id: AppQuery = None) -> Accepted:
+        await engine.raise_event(instance_id, body.event_name, body.input, app=app_id or endpoint_app)
         return Accepted(instance_id=instance_id)
 
     @router.post("/instances/{instance_id}/suspend", response_model=Accepted, status_code=202,
                  summary="Suspend an instance")
-    async def suspend(instance_id: InstanceIdPath, body: ReasonBody = None) -> Accepted:
-        await engine.suspend(instance_id, body.reason if body else None)
+    async def suspend(instance_id: InstanceIdPath, body: ReasonBody = None, app_id: AppQuery = None) -> Accepted:
+        await engine.suspend(instance_id, body.reason if body else None, app=app_id or endpoint_app)
         return Accepted(instance_id=instance_id)
 
     @router.post("/instances/{instance_id}/resume", response_model=Accepted, status_code=202,
                  summary="Resume a suspended instance")
-    async def resume(instance_id: InstanceIdPath, body: ReasonBody = None) -> Accepted:
-        await engine.resume(instance_id, body.reason if body else None)
+    async def resume(instance_id: InstanceIdPath, body: ReasonBody = None, app_id: AppQuery = None) -> Accepted:
+        await engine.resume(instance_id, body.reason if body else None, app=app_id or endpoint_app)
         return Accepted(instance_id=instance_id)
 
     @router.post("/instances/{instance_id}/terminate", response_model=Accepted, status_code=202,
                  summary="Terminate an instance (and, by default, its children); does not wait")
-    async def terminate(instance_id: InstanceIdPath, body: TerminateBody = None) -> Accepted:
-        if body is None:
-            await engine.terminate(instance_id, None, True)
-        else:
-            await engine.terminate(instance_id, body.output, body.recursive)
+    async def terminate(instance_id: InstanceIdPath, body: TerminateBody = None, app_id: AppQuery = None) -> Accepted:
+        output, recursive = (body.output, body.recursive) if body is not None else (None, True)
+        await engine.terminate(instance_id, output, recursive, app=app_id or endpoint_app)
         return Accepted(instance_id=instance_id)
 
     @router.post("/instances/{instance_id}/purge", response_model=Count,
                  summary="Purge a finished instance and its children; `force` purges it whatever its state")
-    async def purge(instance_id: InstanceIdPath, body: PurgeBody = None) -> Count:
-        return Count(count=await engine.purge(instance_id, True, body.force if body else False))
+    async def purge(instance_id: InstanceIdPath, body: PurgeBody = None, app_id: AppQuery = None) -> Count:
+        force = body.force if body is not None else False
+        return Count(count=await engine.purge(instance_id, True, force, app=app_id or endpoint_app))
 
     return router

@@ -341,5 +341,5 @@ def create_extensions_app(engine: Engine, own_app: str | None = None, apps: AppE
     app.include_router(views_router(engine, endpoint_app))
     from durahub.api.actions import action_routes  # it builds on this module's models
 
-    app.include_router(action_routes(engine, ERRORS))
+    app.include_router(action_routes(engine, ERRORS, endpoint_app))
     return app

@@ -51,6 +51,7 @@ class Filter:
     """Which instances a listing or a bulk operation covers (the API's list and filter parameters)."""
 
     statuses: list[str] = field(default_factory=list)
+    app_id: str | None = None
     workflow_name: str | None = None
     created_from: str | None = None
     created_to: str | None = None
@@ -66,6 +67,8 @@ class Filter:
         params = self.body()
         if "statuses" in params:
             params["status"] = params.pop("statuses")
+        if "app_id" in params:
+            params["appID"] = params.pop("app_id")
         return params
 
 
@@ -80,11 +83,12 @@ class EngineClient:
     # -- transport ------------------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
-                timeout: float | None = None) -> Any:
-        """One call; the decoded JSON answer (None for an empty one)."""
+                timeout: float | None = None, app: str | None = None) -> Any:
+        """One call; the decoded JSON answer (None for an empty one). `app` (default: --app-id) is the app whose
+        instance a call names; without one the engine's endpoint means its own app, and listings every app."""
         query = dict(params or {})
-        if self.app_id:
-            query["appID"] = self.app_id
+        if (app or self.app_id) and "appID" not in query:
+            query["appID"] = app or self.app_id
         url = self.address + path + ("?" + urllib.parse.urlencode(query, doseq=True) if query else "")
         headers = {"Accept": "application/json"}
         data = None
@@ -169,9 +173,9 @@ class EngineClient:
         answer = self.request("POST", f"{API}/instances", body={k: v for k, v in body.items() if v is not None})
         return str(answer["instance_id"])
 
-    def act(self, instance_id: str, action: str, body: dict[str, Any] | None = None) -> Any:
-        """suspend, resume, terminate, raise or purge one instance."""
-        return self.request("POST", f"{API}/instances/{_segment(instance_id)}/{action}", body=body or {})
+    def act(self, instance_id: str, action: str, body: dict[str, Any] | None = None, app: str | None = None) -> Any:
+        """suspend, resume, terminate, raise or purge one instance (of `app`, default --app-id)."""
+        return self.request("POST", f"{API}/instances/{_segment(instance_id)}/{action}", body=body or {}, app=app)
 
     def rerun(self, instance_id: str, event_id: int, new_instance_id: str | None, input: str | None) -> str:
         body: dict[str, Any] = {"event_id": event_id}
@@ -184,7 +188,8 @@ class EngineClient:
         return str(answer["new_instance_id"])
 
     def purge_matching(self, flt: Filter) -> int:
-        return int(self.request("POST", f"{API}/purge", body=flt.body())["count"])
+        body = ({"app_id": self.app_id} if self.app_id else {}) | flt.body()
+        return int(self.request("POST", f"{API}/purge", body=body)["count"])
 
 
 def _segment(instance_id: str) -> str:

@@ -23,7 +23,6 @@ from durahub.cli_workflow.live import watch
 from durahub.cli_workflow.options import (
     STATUSES,
     TERMINAL,
-    app_id,
     build_filter,
     connection_options,
     filter_options,
@@ -85,14 +84,14 @@ def list_command(ctx: click.Context, filter_name: str | None, filter_status: tup
     flt = build_filter(filter_name, filter_status, filter_max_age, prefix, parent)
     client = make_client(ctx)
     namespace = settings(ctx).namespace
-    owner = app_id(ctx, client) if fmt != "short" else settings(ctx).app_id or ""
+    owner = settings(ctx).app_id or ""
 
     def records() -> list[Record]:
         found = [] if flt is None else list(client.instances(flt, limit))
         if fmt == "short":
             now = datetime.now(UTC)
             return [list_short(i, now) for i in found]
-        return [list_wide(i, namespace, owner) for i in found]
+        return [list_wide(i, namespace) for i in found]
 
     if watch:
         columns = LIST_SHORT if fmt == "short" else LIST_WIDE
@@ -140,11 +139,10 @@ def history_command(ctx: click.Context, instance_id: str, output: str, follow: b
         raise click.UsageError("--follow draws a table: use it with -o short or -o wide")
     client = make_client(ctx)
     namespace = settings(ctx).namespace
-    owner = app_id(ctx, client) if fmt != "short" else ""
 
     def records() -> list[Record]:
-        events = client.instance(instance_id)["history"]
-        wide = history_wide(events, namespace, owner, datetime.now(UTC))
+        instance = client.instance(instance_id)
+        wide = history_wide(instance["history"], namespace, instance.get("app_id", ""), datetime.now(UTC))
         return history_short(wide) if fmt == "short" else wide
 
     columns = HISTORY_SHORT if fmt == "short" else HISTORY_WIDE
@@ -297,15 +295,15 @@ def purge_command(ctx: click.Context, instance_ids: tuple[str, ...], all_older_t
     _check_purge_flags(instance_ids, all_older_than, all_, all_filter_status, force)
     client = make_client(ctx)
     if instance_ids:
-        _purge_each(ctx, client, list(instance_ids), force)
+        _purge_each(ctx, client, [(i, None) for i in instance_ids], force)
         return
     flt = Filter(statuses=[all_filter_status] if all_filter_status else [])
     if all_older_than:
         flt.created_to = when(all_older_than, "'--all-older-than'", past=True).isoformat()
     if force and all_filter_status is not None and all_filter_status not in TERMINAL:
         # Active instances: the bulk route purges finished ones only, so each is purged by ID, forced.
-        ids = [i["instance_id"] for i in client.instances(flt)]
-        _purge_each(ctx, client, ids, force, skip_missing=True)
+        targets = [(i["instance_id"], i.get("app_id")) for i in client.instances(flt)]
+        _purge_each(ctx, client, targets, force, skip_missing=True)
         return
     count = client.purge_matching(flt) if all_filter_status not in ("CONTINUED_AS_NEW", "CANCELED") else 0
     click.echo(to_json({"count": count}) if settings(ctx).json else f"Purged {count} workflow instance(s)")
@@ -332,15 +330,16 @@ def _check_purge_flags(instance_ids: tuple[str, ...], all_older_than: str | None
                                f" ({all_filter_status})")
 
 
-def _purge_each(ctx: click.Context, client: EngineClient, ids: list[str], force: bool,
+def _purge_each(ctx: click.Context, client: EngineClient, targets: list[tuple[str, str | None]], force: bool,
                 skip_missing: bool = False) -> None:
+    """Purge each (instance ID, its app or None for --app-id's) in turn."""
     as_json = settings(ctx).json
     if not as_json:
-        info(f"Purging {len(ids)} workflow instance(s)")
+        info(f"Purging {len(targets)} workflow instance(s)")
     purged: list[str] = []
-    for instance_id in ids:
+    for instance_id, app in targets:
         try:
-            client.act(instance_id, "purge", {"force": force})
+            client.act(instance_id, "purge", {"force": force}, app=app)
         except CliError as exc:
             if skip_missing and exc.exit_code == EXIT_NOT_FOUND:
                 continue  # purged meanwhile, e.g. as the child of one purged before it

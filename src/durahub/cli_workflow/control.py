@@ -59,7 +59,8 @@ def _bulk(ctx: click.Context, client: EngineClient, action: Action, filters: dic
           body: dict[str, Any]) -> None:
     statuses = filters["filter_status"] or action.statuses
     flt = build_filter(filters["filter_name"], tuple(statuses), filters["filter_max_age"], filters["prefix"])
-    ids = [] if flt is None else [i["instance_id"] for i in client.instances(flt)]
+    found = [] if flt is None else [(i["instance_id"], i.get("app_id")) for i in client.instances(flt)]
+    ids = [instance_id for instance_id, _ in found]
     as_json = settings(ctx).json
     if not ids:
         if as_json:
@@ -72,9 +73,9 @@ def _bulk(ctx: click.Context, client: EngineClient, action: Action, filters: dic
     if not yes:
         click.confirm(f"{action.verb.capitalize()} {len(ids)} workflow instance(s)?", abort=True, err=True)
     done: list[str] = []
-    for instance_id in ids:
+    for instance_id, app in found:
         try:
-            client.act(instance_id, action.verb, body)
+            client.act(instance_id, action.verb, body, app=app)
         except CliError as exc:
             if exc.exit_code == EXIT_NOT_FOUND:
                 continue  # purged meanwhile

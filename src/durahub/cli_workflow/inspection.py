@@ -152,11 +152,12 @@ def facts_text(instance: dict[str, Any], now: datetime) -> str:
     facts = [
         ("ID", instance["instance_id"]),
         ("Name", instance["workflow_name"]),
+        ("App", instance.get("app_id") or "-"),
         ("Status", status),
         ("Created", when("created_at")),
         ("Last update", when("last_updated_at")),
         ("Completed", when("completed_at")),
-        ("Parent", instance.get("parent_instance_id") or "-"),
+        ("Parent", _parent(instance)),
         ("Execution ID", instance.get("execution_id") or "-"),
         ("Custom status", instance.get("custom_status") or "-"),
         ("Input", instance.get("input") if instance.get("input") is not None else "-"),
@@ -168,10 +169,19 @@ def facts_text(instance: dict[str, Any], now: datetime) -> str:
     return "\n".join(f"{label + ':':<{width}}{value}" for label, value in facts)
 
 
+def _parent(instance: dict[str, Any]) -> str:
+    parent = instance.get("parent_instance_id")
+    if not parent:
+        return "-"
+    app = instance.get("parent_app_id")
+    return parent if not app or app == instance.get("app_id") else f"{parent} (app {app})"
+
+
 @click.command("count")
 @filter_options
 @click.option("--prefix", help="Only instances whose ID starts with this.")
-@click.option("--group-by", type=click.Choice(["status", "name"]), help="Count per status or per workflow name.")
+@click.option("--group-by", type=click.Choice(["status", "name", "app"]),
+              help="Count per status, per workflow name or per app.")
 @connection_options
 @click.pass_context
 def count_command(ctx: click.Context, filter_name: str | None, filter_status: tuple[str, ...],
@@ -179,7 +189,7 @@ def count_command(ctx: click.Context, filter_name: str | None, filter_status: tu
     """Count the workflow instances matching the filters."""
     flt = build_filter(filter_name, filter_status, filter_max_age, prefix)
     instances = [] if flt is None else list(make_client(ctx).instances(flt))
-    key = {"status": "status", "name": "workflow_name"}.get(group_by or "")
+    key = {"status": "status", "name": "workflow_name", "app": "app_id"}.get(group_by or "")
     if key is None:
         click.echo(to_json({"count": len(instances)}) if settings(ctx).json else str(len(instances)))
         return
@@ -188,7 +198,7 @@ def count_command(ctx: click.Context, filter_name: str | None, filter_status: tu
     if settings(ctx).json:
         click.echo(to_json({"count": len(instances), "groups": ordered}))
         return
-    heading = "STATUS" if group_by == "status" else "NAME"
+    heading = {"status": "STATUS", "name": "NAME", "app": "APP ID"}[group_by or "status"]
     records = [{"group": g, "count": n} for g, n in ordered.items()]
     click.echo(table((Column(heading, "group"), Column("COUNT", "count")), records))
 

@@ -93,14 +93,6 @@ def make_client(ctx: click.Context) -> EngineClient:
                         s.app_id)
 
 
-def app_id(ctx: click.Context, client: EngineClient) -> str:
-    """The app ID shown in wide output: --app-id, else the engine's own."""
-    chosen = settings(ctx).app_id
-    if chosen:
-        return chosen
-    return str(client.metadata().get("id", ""))
-
-
 def output_option(*extra: str) -> Callable[[F], F]:
     formats = ("short", "wide", "yaml", "json", *extra)
     return click.option("-o", "--output", "output", type=click.Choice(formats), default="short", show_default=True,

@@ -63,11 +63,11 @@ def one_line(text: str) -> str:
 # -- list -----------------------------------------------------------------------------------------------
 
 
-def list_wide(instance: Record, namespace: str, app_id: str) -> Record:
+def list_wide(instance: Record, namespace: str) -> Record:
     failure = instance.get("failure") or {}
     return {
         "namespace": namespace,
-        "appID": app_id,
+        "appID": instance.get("app_id", ""),
         "name": instance["workflow_name"],
         "instanceID": instance["instance_id"],
         "created": rfc3339(parse_api_time(instance["created_at"])),
