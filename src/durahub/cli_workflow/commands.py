@@ -176,8 +176,9 @@ def run_command(ctx: click.Context, workflow_name: str, instance_id: str | None,
     """Run a workflow instance."""
     start_at = when(start_time, "'-s' / '--start-time'", past=False).isoformat() if start_time else None
     seconds = parse_timeout(timeout)
+    input_json = json_text(input_, "'-x' / '--input'")
     client = make_client(ctx)
-    new_id = client.start(workflow_name, instance_id, json_text(input_, "'-x' / '--input'"), start_at)
+    new_id = client.start(workflow_name, instance_id, input_json, start_at)
     as_json = settings(ctx).json
     if not wait:
         click.echo(to_json({"instance_id": new_id}) if as_json else
@@ -228,8 +229,8 @@ def require_active(client: EngineClient, instance_id: str, what: str) -> dict[st
     return instance
 
 
-def _done(ctx: click.Context, instance_id: str, message: str, **extra: Any) -> None:
-    click.echo(to_json({"instance_id": instance_id, **extra}) if settings(ctx).json else message)
+def _done(ctx: click.Context, instance_id: str, message: str) -> None:
+    click.echo(to_json({"instance_id": instance_id}) if settings(ctx).json else message)
 
 
 # -- rerun ----------------------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def _done(ctx: click.Context, instance_id: str, message: str, **extra: Any) -> N
 
 @click.command("rerun")
 @click.argument("instance_id")
-@click.option("-e", "--event-id", type=click.IntRange(min=0, max=2**32 - 1),
+@click.option("-e", "--event-id", type=click.IntRange(min=0, max=2**31 - 1),
               help="The event ID from which to re-run the workflow. If not provided, the workflow will re-run from"
                    " the beginning (its first scheduled activity, timer or child workflow).")
 @click.option("--new-instance-id",
@@ -249,10 +250,11 @@ def _done(ctx: click.Context, instance_id: str, message: str, **extra: Any) -> N
 def rerun_command(ctx: click.Context, instance_id: str, event_id: int | None, new_instance_id: str | None,
                   input_: str | None) -> None:
     """Re-run a workflow instance from the beginning or from a specific event."""
+    replacement = json_text(input_, "'-x' / '--input'")
     client = make_client(ctx)
     if event_id is None:
         event_id = first_rerunnable_event(client.instance(instance_id))
-    new_id = client.rerun(instance_id, event_id, new_instance_id, json_text(input_, "'-x' / '--input'"))
+    new_id = client.rerun(instance_id, event_id, new_instance_id, replacement)
     click.echo(to_json({"new_instance_id": new_id}) if settings(ctx).json else f"Rerunning workflow instance: {new_id}")
 
 

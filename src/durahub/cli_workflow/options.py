@@ -72,7 +72,8 @@ def connection_options(fn: F) -> F:
         click.option("--api-token", metavar="TOKEN", expose_value=False, callback=_store,
                      help="Sent as the dapr-api-token header. Default: $DAPR_API_TOKEN."),
         click.option("-a", "--app-id", expose_value=False, callback=_store,
-                     help="The app ID owner of the workflow instances (sent as the appID query parameter)."),
+                     help="The app ID owner of the workflow instances: the app whose instance a command names"
+                          " (default: the engine's own) and the one app a listing covers (default: every app)."),
         click.option("-n", "--namespace", expose_value=False, callback=_store,
                      help="Namespace shown in wide output (dapr's; durahub has one).  [default: default]"),
         click.option("-k", "--kubernetes", is_flag=True, expose_value=False, callback=_store,
