@@ -473,3 +473,17 @@ def test_instances_of_another_app(cli: Cli) -> None:
     assert "Purged workflow instance" in ok(cli("purge", theirs, "-a", "shop", "--force")).stdout
     assert cli("show", theirs, "-a", "shop").exit_code == 3
     ok(cli("purge", mine, "--force"))
+
+
+def test_show_says_what_a_running_instance_waits_on(cli: Cli, client: wf.DaprWorkflowClient) -> None:
+    iid = new_id("waits")
+    ok(cli("run", "waiting_wf", "-i", iid))
+    wait_for_status(client, iid, wf.WorkflowStatus.RUNNING)
+    lines = ok(cli("show", iid)).stdout.splitlines()
+    assert "Waiting on:     event stop" in lines
+    as_json = json.loads(ok(cli("show", iid, "--json")).stdout)
+    assert [e["name"] for e in as_json["waiting_on"]["events"]] == ["stop"]
+    ok(cli("raise-event", f"{iid}/stop"))
+    complete(client, iid)
+    assert not any(line.startswith("Waiting on:") for line in ok(cli("show", iid)).stdout.splitlines())
+    assert json.loads(ok(cli("show", iid, "--json")).stdout)["waiting_on"] is None

@@ -133,6 +133,11 @@ class EngineClient:
         result: dict[str, Any] = self.request("GET", f"{API}/instances/{_segment(instance_id)}")
         return result
 
+    def summary(self, instance_id: str, app: str | None = None) -> dict[str, Any]:
+        """What the instance waits on now (the engine's summary view)."""
+        result: dict[str, Any] = self.request("GET", f"{API}/instances/{_segment(instance_id)}/summary", app=app)
+        return result
+
     def page(self, flt: Filter, limit: int, cursor: str | None = None) -> dict[str, Any]:
         params = flt.params() | {"limit": limit}
         if cursor:

@@ -30,6 +30,7 @@ from durahub.cli_workflow.rows import Column
 from durahub.cli_workflow.timefmt import human_age, parse_api_time, parse_go_duration, rfc3339
 
 LONGEST_POLL = 300.0  # the API's limit for one long-poll
+LABEL_WIDTH = 16  # `show`: "Custom status:" and two spaces
 
 
 def parse_timeout(text: str | None) -> float | None:
@@ -127,12 +128,18 @@ def wait_command(ctx: click.Context, instance_id: str, statuses: tuple[str, ...]
 @click.pass_context
 def show_command(ctx: click.Context, instance_id: str) -> None:
     """Show a workflow instance: status, times, input, output, failure and the size of its history."""
-    instance = make_client(ctx).instance(instance_id)
+    client = make_client(ctx)
+    instance = client.instance(instance_id)
+    # What it waits on (the engine's summary view), for an instance that has not ended.
+    summary = None if is_terminal(instance["status"]) else client.summary(instance_id, instance.get("app_id"))
     if settings(ctx).json:
-        facts = without_history(instance) | {"history_events": len(instance["history"])}
+        facts = without_history(instance) | {"history_events": len(instance["history"]), "waiting_on": summary}
         click.echo(to_json(facts))
         return
-    click.echo(facts_text(instance, datetime.now(UTC)), color=colour_enabled())
+    text = facts_text(instance, datetime.now(UTC))
+    if summary is not None:
+        text += "\n" + "\n".join(waiting_lines(summary))
+    click.echo(text, color=colour_enabled())
 
 
 def facts_text(instance: dict[str, Any], now: datetime) -> str:
@@ -165,8 +172,35 @@ def facts_text(instance: dict[str, Any], now: datetime) -> str:
         ("Failure", f"{failure['error_type']}: {flat(failure['error_message'])}" if failure else "-"),
         ("History", f"{len(history)} events, {turns} turns"),
     ]
-    width = max(len(label) for label, _ in facts) + 2
-    return "\n".join(f"{label + ':':<{width}}{value}" for label, value in facts)
+    return "\n".join(f"{label + ':':<{LABEL_WIDTH}}{value}" for label, value in facts)
+
+
+def waiting_lines(summary: dict[str, Any]) -> list[str]:
+    """The summary view as `show` lines: pending activities and children, timers, awaited events, a stall."""
+    now = summary["now_us"]
+
+    def after(at_us: int | None) -> str:
+        return "never" if at_us is None else f"in {human_age((at_us - now) / 1e6)}"
+
+    def retry(item: dict[str, Any]) -> str:
+        text = f"attempt {item['attempt']}"
+        if item.get("retry_at_us") is not None:
+            text += f", retry {after(item['retry_at_us'])}"
+        return text + (f"; last failure: {flat(item['last_failure'])}" if item.get("last_failure") else "")
+
+    items = [f"activity {a['name']} ({retry(a)})" for a in summary.get("activities", [])]
+    items += [f"child {c['instance_id']} ({c['name']}, {retry(c)})" for c in summary.get("children", [])]
+    # Event timeouts and retry timers show with their event, activity or child.
+    items += [f"timer {t['name'] or t['origin'] or t['timer_id']} fires {after(t['fire_at_us'])}"
+              for t in summary.get("timers", []) if t.get("origin") in ("createTimer", "")]
+    items += [f"event {e['name']}" + ("" if e.get("timeout_at_us") is None else f" (times out {after(e['timeout_at_us'])})")
+              for e in summary.get("events", [])]
+    lines = [f"{'Waiting on:':<{LABEL_WIDTH}}{items[0] if items else 'nothing (its next turn is due)'}"]
+    lines += [" " * LABEL_WIDTH + item for item in items[1:]]
+    stall = summary.get("stall")
+    if stall:
+        lines.append(f"{'Stalled:':<{LABEL_WIDTH}}{stall['reason']}: {flat(stall['description'])} {stall['remedy']}")
+    return lines
 
 
 def _parent(instance: dict[str, Any]) -> str:
