@@ -84,8 +84,11 @@ def default_app_id(command: list[str]) -> str:
     `--app-id` differ from each other and keep their id across restarts: `python3 multi-app1.py` ->
     `multi-app1`, `uvicorn examples.management_api.app:app` -> `examples-management_api-app-app`."""
     launchers = {"python", "python3", "uvicorn", "gunicorn", "hypercorn", "fastapi", "flask"}
-    for word in command:
+    words = iter(command)
+    for word in words:
         base = os.path.basename(word)
+        if word == "-c":
+            break  # inline code names nothing
         if word.startswith("-") or base in launchers or re.fullmatch(r"python3(\.\d+)?", base):
             continue
         name = re.sub(r"\.py$", "", base)
@@ -244,10 +247,13 @@ def run_with_engine(command: list[str], *, app_id: str, db: str, grpc_port: int,
                 print(f"{ENGINE_PREFIX}cannot get an endpoint for app '{app_id}' from the engine on HTTP port"
                       f" {http_port}: {exc}", file=sys.stderr, flush=True)
                 return 1
+            where = ""
+            if own is not None:
+                where = f", on the app's own endpoint (gRPC port {own[0]}, HTTP port {own[1]})"
+            print(f"{ENGINE_PREFIX}attaching to the engine already serving on HTTP port {http_port} as app"
+                  f" '{app_id}'{where}", flush=True)
             if own is not None:
                 grpc_port, http_port = own
-            print(f"{ENGINE_PREFIX}attached to the running engine as app '{app_id}' (gRPC port {grpc_port}, HTTP"
-                  f" port {http_port})", flush=True)
         else:
             cmd = [sys.executable, "-m", "durahub", "serve", "--grpc-port", str(grpc_port), "--http-port",
                    str(http_port), "--db", db, "--app-id", app_id, "--log-level", log_level]

@@ -111,7 +111,7 @@ def test_the_sdk_multi_app_examples_run_on_one_engine(tmp_path: Path, mode: str)
     wrong = [line for line in UNEXPECTED[mode] if line in logs]
     assert not wrong, f"unexpected {wrong} in:\n{logs}"
     # One engine: the first launcher started it, the other two attached as apps of their own.
-    assert logs.count("attached to the running engine as app") == 2, logs
+    assert logs.count("on the app's own endpoint") == 2, logs
 
 
 def test_the_sdk_multi_app_readme_commands_as_written(tmp_path: Path) -> None:

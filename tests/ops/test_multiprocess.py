@@ -176,7 +176,7 @@ def test_an_engine_with_workers_leases_what_it_creates_and_one_without_leaves_it
 
         on_busy = clients[1].schedule_new_workflow("mp_chain", input=1, instance_id="lease-busy")
         assert busy.proc is not None
-        owner = _query(url, "SELECT lease_owner FROM instances WHERE instance_id = 'lease-busy'")
+        owner = _query(url, "SELECT lease_owner FROM instances WHERE instance_id = 'durahub|lease-busy'")
         assert owner and f"-{busy.proc.pid}-" in owner[0], owner
 
         # StartInstance returns once the first turn committed: on a lease held by `bare`, only after 30 s.

@@ -70,7 +70,7 @@ def test_order_service_and_management_api_on_one_engine_under_their_own_app_ids(
         _healthy(orders_port, orders, tmp_path / "orders.log")
         mgmt = _launch(tmp_path, "mgmt", engine, ["examples.management_api.app:app"], mgmt_port, [])
         _healthy(mgmt_port, mgmt, tmp_path / "mgmt.log")
-        assert "attached to the running engine as app 'examples-management_api-app-app'" in \
+        assert "as app 'examples-management_api-app-app', on the app's own endpoint" in \
             (tmp_path / "mgmt.log").read_text()
 
         for n in range(3):  # several of each, so that a mis-routed turn would show

@@ -93,11 +93,19 @@ def test_run_starts_engine_exports_ports_and_returns_the_exit_code(tmp_path) -> 
 
 
 def test_run_attaches_to_a_running_engine_and_leaves_it_running(server: DurahubServer, tmp_path) -> None:
-    proc = _run(["--grpc-port", str(server.grpc_port), "--http-port", str(server.http_port), "--",
-                 sys.executable, "-c", "import os; print('PORT', os.environ['DAPR_GRPC_PORT'])"], tmp_path)
+    """As the engine's own app it gets the engine's ports; as another app, an endpoint of that app's own."""
+    show = [sys.executable, "-c", "import os; print('PORT', os.environ['DAPR_GRPC_PORT'], os.environ['APP_ID'])"]
+    engine_app = server.metadata()["id"]
+    ports = ["--grpc-port", str(server.grpc_port), "--http-port", str(server.http_port)]
+    proc = _run(["--app-id", engine_app, *ports, "--", *show], tmp_path)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    assert "attaching" in out and f"PORT {server.grpc_port}" in out
+    assert "attaching" in out and f"PORT {server.grpc_port} {engine_app}" in out
+    other = _run(["--app-id", "other-app", *ports, "--", *show], tmp_path)
+    out, _ = other.communicate(timeout=60)
+    own = {a["app_id"]: a for a in server.http_get("/durahub/v1/apps").json()}["other-app"]
+    assert other.returncode == 0 and f"PORT {own['grpc_port']} other-app" in out, out
+    assert own["grpc_port"] != server.grpc_port
     assert httpx.get(f"{server.http_url}/v1.0/healthz").status_code == 204
 
 

@@ -247,10 +247,11 @@ def create_extensions_app(engine: Engine, own_app: str | None = None, apps: AppE
     @app.get("/apps", response_model=list[App], summary="The apps this engine serves, with their workers")
     async def list_apps() -> list[App]:
         ports = apps.app_ports() if apps is not None else {}
-        return [App(app_id=str(a["app_id"]), workers=int(str(a["workers"])), queued=int(str(a["queued"])),
-                    grpc_port=ports.get(str(a["app_id"]), (None, None))[0],
-                    http_port=ports.get(str(a["app_id"]), (None, None))[1])
-                for a in engine.apps()]
+        known = {str(a["app_id"]): a for a in engine.apps()}
+        return [App(app_id=name, workers=int(str(known.get(name, {}).get("workers", 0))),
+                    queued=int(str(known.get(name, {}).get("queued", 0))),
+                    grpc_port=ports.get(name, (None, None))[0], http_port=ports.get(name, (None, None))[1])
+                for name in sorted({*known, *ports})]
 
     @app.post("/apps", response_model=App, responses=ERRORS,
               summary="Open an app's own endpoint (gRPC and HTTP ports): workers connecting there are that app's"
