@@ -56,6 +56,8 @@ def one_error_line(result: Result) -> str:
     ["history", "{id}"], ["history", "{id}", "--follow"], ["show", "{id}"], ["export", "{id}"], ["wait", "{id}"],
     ["suspend", "{id}"], ["resume", "{id}"], ["terminate", "{id}"], ["raise-event", "{id}/go"],
     ["purge", "{id}"], ["rerun", "{id}"], ["rerun", "{id}", "-e", "1"],
+    ["tree", "{id}"], ["tree", "{id}", "--watch"], ["graph", "{id}"],
+    ["graph", "{id}", "-o", "svg"], ["graph", "{id}", "--file", "unwritten.svg"],
 ])
 def test_unknown_instance_exits_3(cli: Cli, args: list[str]) -> None:
     missing = new_id("missing")
@@ -127,6 +129,13 @@ def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     result = invoke(f"http://127.0.0.1:{free_port()}", *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_documents_the_exit_codes() -> None:
+    text = " ".join(CliRunner().invoke(workflow, ["--help"]).stdout.split())
+    assert ("Exit codes: 0 ok, 1 error (engine unreachable, token refused, an action the instance's state does not"
+            " allow), 2 usage, 3 no such instance, 4 a waited workflow ended FAILED or TERMINATED, 124 a wait timed"
+            " out.") in text
 
 
 def test_kubernetes_mode_is_refused() -> None:

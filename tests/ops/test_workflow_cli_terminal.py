@@ -1,6 +1,6 @@
 """`durahub workflow` as users run it: `python -m durahub workflow ...` in a subprocess (exit codes, stdout and
-stderr), and the live views `list --watch` and `history --follow` on a real terminal inside tmux, read back with
-`capture-pane`.
+stderr), and the live views `list --watch`, `history --follow` and `tree --watch` on a real terminal inside tmux,
+read back with `capture-pane`.
 
 Nothing here imports durahub, so it also runs in the legacy-SDK venv (the CLI runs on DURAHUB_SERVER_PYTHON).
 """
@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import dapr.ext.workflow as wf
 import pytest
@@ -43,7 +44,12 @@ def failing_wf(ctx: wf.DaprWorkflowContext, x: object):
     raise RuntimeError("no luck")
 
 
-WORKFLOWS = [greet_wf, waiting_wf, failing_wf]
+def parent_wf(ctx: wf.DaprWorkflowContext, x: object):
+    greeting = yield ctx.call_child_workflow(waiting_wf, input=x)
+    return greeting
+
+
+WORKFLOWS = [greet_wf, waiting_wf, failing_wf, parent_wf]
 ACTIVITIES = [greet]
 
 
@@ -176,3 +182,28 @@ def test_history_follow_shows_new_events_and_honours_no_color(server: DurahubSer
 
     term.interrupt()
     term.shows("EXIT=0")
+
+
+def test_tree_watch_follows_the_children(server: DurahubServer, client: wf.DaprWorkflowClient,
+                                         terminal: Callable[..., Terminal], tmp_path: Path) -> None:
+    iid = new_id("tree")
+    assert durahub_wf(server, "run", "parent_wf", "-i", iid, "-x", '"eve"').returncode == 0
+    children = wait_until(lambda: durahub_wf(server, "ls", "--parent", iid, "-o", "ids").stdout.split(), timeout=30,
+                          message="the child workflow never started")
+    wait_for_status(client, children[0], wf.WorkflowStatus.RUNNING)
+    term = terminal("tree", iid, "--watch")
+    screen = term.shows(f"Every 1s: durahub workflow tree {iid}", "INSTANCE ID", "DURATION", f"└─ {children[0]}",
+                        "so far")
+    assert screen.count("RUNNING") == 2 and "COMPLETED" not in screen
+
+    assert durahub_wf(server, "raise-event", f"{children[0]}/stop").returncode == 0
+    wait_until(lambda: term.screen().count("COMPLETED") == 2, timeout=30,
+               message=lambda: f"both never COMPLETED on screen:\n{term.screen()}")
+    term.interrupt()
+    assert "Traceback" not in term.shows("EXIT=0")
+
+    # The graph of the same run, saved by a subprocess as users do.
+    path = tmp_path / "parent.svg"
+    saved = durahub_wf(server, "graph", iid, "--file", str(path))
+    assert saved.returncode == 0 and saved.stdout.strip() == f"Wrote the svg graph of '{iid}' to {path}"
+    assert path.read_text(encoding="utf-8").startswith("<svg") and "waiting_wf" in path.read_text(encoding="utf-8")

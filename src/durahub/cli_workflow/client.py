@@ -86,11 +86,23 @@ class EngineClient:
                 timeout: float | None = None, app: str | None = None) -> Any:
         """One call; the decoded JSON answer (None for an empty one). `app` (default: --app-id) is the app whose
         instance a call names; without one the engine's endpoint means its own app, and listings every app."""
+        raw = self.fetch(method, path, params=params, body=body, timeout=timeout, app=app)
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise CliError(f"{self.address} answered {method} {path} with something that is not JSON; is it a"
+                           " durahub engine?") from None
+
+    def fetch(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+              timeout: float | None = None, app: str | None = None, accept: str = "application/json") -> bytes:
+        """One call, as `request`; the answer's body as it came."""
         query = dict(params or {})
         if (app or self.app_id) and "appID" not in query:
             query["appID"] = app or self.app_id
         url = self.address + path + ("?" + urllib.parse.urlencode(query, doseq=True) if query else "")
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -100,7 +112,7 @@ class EngineClient:
         req = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
-                raw = resp.read()
+                raw: bytes = resp.read()
         except urllib.error.HTTPError as exc:
             raise self._refused(exc) from None
         except (urllib.error.URLError, OSError) as exc:
@@ -109,13 +121,7 @@ class EngineClient:
                 raise CliError(f"the durahub engine at {self.address} did not answer in time") from None
             raise CliError(f"cannot reach the durahub engine at {self.address} ({reason}); start one with"
                            " `durahub serve` or point to it with --address / DURAHUB_ADDRESS") from None
-        if not raw:
-            return None
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise CliError(f"{self.address} answered {method} {path} with something that is not JSON; is it a"
-                           " durahub engine?") from None
+        return raw
 
     def _refused(self, exc: urllib.error.HTTPError) -> CliError:
         message = _error_message(exc.read())
@@ -166,6 +172,27 @@ class EngineClient:
         result: dict[str, Any] = self.request("GET", f"{API}/instances/{_segment(instance_id)}/wait",
                                               params=params, timeout=timeout + self.timeout)
         return result
+
+    # -- views (the dashboard's) ----------------------------------------------------------------------------
+
+    def tree(self, instance_id: str, depth: int) -> dict[str, Any]:
+        """The instance and its children, `depth` levels down."""
+        result: dict[str, Any] = self.request("GET", f"{API}/instances/{_segment(instance_id)}/tree",
+                                              params={"depth": depth})
+        return result
+
+    def graph(self, instance_id: str, fmt: str) -> Any:
+        """The instance's derived graph: decoded JSON, or the text of a drawing (mermaid, dot, svg)."""
+        return self._view(f"{API}/instances/{_segment(instance_id)}/graph", {"format": fmt})
+
+    def workflow_map(self, workflow_name: str, last: int, fmt: str) -> Any:
+        """The map of the workflow's `last` newest runs (of --app-id's app, default every app's), as `graph`."""
+        return self._view(f"{API}/workflows/{_segment(workflow_name)}/map", {"format": fmt, "last": last})
+
+    def _view(self, path: str, params: dict[str, Any]) -> Any:
+        if params["format"] == "json":
+            return self.request("GET", path, params=params)
+        return self.fetch("GET", path, params=params, accept="*/*").decode()
 
     def metadata(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", "/v1.0/metadata")
