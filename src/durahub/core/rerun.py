@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from durahub.core.outcome import ActivityTask, ChildStart, TimerTask, execution_started
 from durahub.core.propagation import Propagation, scope_of
 from durahub.core.state import InstanceState
 from durahub.core.time import is_never, ts_to_us, us_to_ts
-from durahub.core.turn import ActivityTask, ChildStart, TimerTask, execution_started
 from durahub.errors import RerunInvalid, RerunNotAllowed, RerunTargetNotFound
 from durahub.protos import pb
 

@@ -9,147 +9,35 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from durahub.core.propagation import Propagation, incoming_size
-from durahub.core.state import (
-    COMPLETED,
-    CONTINUED_AS_NEW,
-    TERMINATED,
-    InstanceState,
+from durahub.core.actions import ACTIONS, Applying, complete, continue_as_new
+from durahub.core.outcome import (
+    ActivityTask,
+    ChildStart,
+    InboxItem,
+    Message,
+    TimerTask,
+    TurnOutcome,
+    TurnPlan,
+    execution_started,
+    new_event,
+    workflow_started,
 )
-from durahub.core.time import is_never, ts_to_us, us_to_ts
+from durahub.core.propagation import incoming_size
+from durahub.core.state import CONTINUED_AS_NEW, TERMINATED, InstanceState
+from durahub.core.time import ts_to_us, us_to_ts
 from durahub.protos import pb
+
+# Re-exported: what callers of a turn use lives in `core.outcome`.
+__all__ = [
+    "ActivityTask", "ChildStart", "InboxItem", "Message", "TimerTask", "TurnOutcome", "TurnPlan",
+    "MAX_CONTINUE_AS_NEW_LOOPS", "apply_response", "continue_as_new_state", "execution_started", "force_terminate",
+    "prepare_turn", "stall_for_payload", "start_next_generation", "work_item_size", "workflow_started",
+]
 
 # Continue-as-new iterations run inside one turn (one commit) before the progress is saved and the next
 # generation gets a turn of its own (durabletask-go's limit; daprd then saves and goes on, so do we).
 MAX_CONTINUE_AS_NEW_LOOPS = 20
-
-
-@dataclass
-class InboxItem:
-    seq: int
-    event: pb.HistoryEvent
-    # Set on timers and activity results: they belong to one generation (ids restart after continue-as-new).
-    generation: int | None = None
-
-
-@dataclass
-class TurnPlan:
-    """What a turn sends to the worker and which inbox rows it consumes."""
-
-    consumed: list[int]
-    new_events: list[pb.HistoryEvent]
-    terminate: pb.ExecutionTerminatedEvent | None = None
-
-    @property
-    def runnable(self) -> bool:
-        return bool(self.new_events)
-
-
-@dataclass
-class ActivityTask:
-    task_id: int
-    generation: int
-    request: pb.ActivityRequest
-    # The app whose workers run it (the action's target app, else the instance's own).
-    app_id: str = ""
-
-
-@dataclass
-class TimerTask:
-    generation: int
-    fire_at_us: int
-    event: pb.HistoryEvent
-
-
-@dataclass
-class ChildStart:
-    instance_id: str
-    name: str
-    start_event: pb.HistoryEvent
-    # Delivered to the parent instead when the id is held by an active instance.
-    conflict_event: pb.HistoryEvent
-    parent_task_id: int
-    # The app the child is created in (the action's target app, else the parent's own).
-    app_id: str = ""
-    # The history propagated to it, kept as its incoming history.
-    incoming: pb.PropagatedHistory | None = None
-
-
-@dataclass
-class Message:
-    """An event for another instance's inbox (parent notification, recursive terminate, sendEvent)."""
-
-    target: str
-    event: pb.HistoryEvent
-    # The target instance's app.
-    app_id: str = ""
-
-
-@dataclass
-class TurnOutcome:
-    """Everything one turn makes durable, in one transaction."""
-
-    state: InstanceState
-    consumed: list[int]
-    appended: list[pb.HistoryEvent]
-    replace_history: bool = False
-    custom_status: str | None = None
-    tasks: list[ActivityTask] = field(default_factory=list)
-    timers: list[TimerTask] = field(default_factory=list)
-    children: list[ChildStart] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-    stalled: bool = False
-    # Set when the worker asked to continue as new: the engine re-runs the turn with these new events.
-    continue_as_new: list[pb.HistoryEvent] | None = None
-    # Events queued ahead of the instance's inbox (a new generation's start, see `start_next_generation`).
-    inbox_front: list[pb.HistoryEvent] = field(default_factory=list)
-    # Continue-as-new: the next generation's incoming history (daprd's rule, `core.propagation`).
-    next_incoming: pb.PropagatedHistory | None = None
-
-
-def _event(now_us: int, event_id: int = -1) -> pb.HistoryEvent:
-    return pb.HistoryEvent(eventId=event_id, timestamp=us_to_ts(now_us))
-
-
-def workflow_started(now_us: int) -> pb.HistoryEvent:
-    ev = _event(now_us)
-    ev.workflowStarted.SetInParent()
-    return ev
-
-
-def execution_started(
-    now_us: int,
-    instance_id: str,
-    execution_id: str,
-    name: str,
-    input: str | None,
-    parent: pb.ParentInstanceInfo | None = None,
-    scheduled_us: int | None = None,
-    app_id: str = "",
-    target_app_id: str = "",
-    tags: dict[str, str] | None = None,
-) -> pb.HistoryEvent:
-    ev = _event(now_us)
-    es = ev.executionStarted
-    es.name = name
-    if input is not None:
-        es.input.value = input
-    es.workflowInstance.instanceId = instance_id
-    es.workflowInstance.executionId.value = execution_id
-    if parent is not None:
-        es.parentInstance.CopyFrom(parent)
-    if scheduled_us is not None:
-        es.scheduledStartTimestamp.CopyFrom(us_to_ts(scheduled_us))
-    if tags:
-        es.tags.update(tags)
-    if app_id:
-        ev.router.sourceAppID = app_id
-    if target_app_id:
-        # What makes the SDK's `ctx.app_id` the child's app for a child created in another app.
-        ev.router.targetAppID = target_app_id
-    return ev
 
 
 def prepare_turn(state: InstanceState, inbox: list[InboxItem], now_us: int) -> TurnPlan:
@@ -220,7 +108,7 @@ def _stall(state: InstanceState, plan: TurnPlan, reason: int, description: str, 
     appended: list[pb.HistoryEvent] = []
     last = state.history[-1] if state.history else None
     if not (last is not None and last.HasField("executionStalled") and last.executionStalled.description == description):
-        ev = _event(now_us)
+        ev = new_event(now_us)
         ev.executionStalled.reason = reason  # type: ignore[assignment]  # an enum value (the stubs want the enum type)
         ev.executionStalled.description = description
         appended.append(ev)
@@ -229,38 +117,6 @@ def _stall(state: InstanceState, plan: TurnPlan, reason: int, description: str, 
 
 def _go_list(items: list[str]) -> str:
     return "[" + " ".join(items) + "]"
-
-
-@dataclass
-class _Applying:
-    """One worker answer being applied: the state it updates and the outcome it builds."""
-
-    state: InstanceState
-    outcome: TurnOutcome
-    now_us: int
-    new_execution_id: Callable[[], str]
-    app_id: str
-    _propagation: Propagation | None = None
-
-    @property
-    def propagation(self) -> Propagation:
-        """The instance's side of history propagation for this answer (made on first use)."""
-        if self._propagation is None:
-            self._propagation = Propagation(self.app_id, self.state.instance_id, self.state.incoming)
-        return self._propagation
-
-    def add(self, ev: pb.HistoryEvent) -> None:
-        self.state.append(ev)
-        self.outcome.appended.append(ev)
-
-    def route(self, ev: pb.HistoryEvent, action: pb.WorkflowAction) -> str:
-        """Record the action's router on its event, the way daprd's applier does (source = this app, the target
-        as the worker gave it), and return the app the action addresses."""
-        if action.HasField("router"):
-            ev.router.CopyFrom(action.router)
-        if self.app_id:
-            ev.router.sourceAppID = self.app_id
-        return ev.router.targetAppID or self.app_id
 
 
 def apply_response(
@@ -289,7 +145,7 @@ def apply_response(
         appended=list(plan.new_events),
         custom_status=response.customStatus.value if response.HasField("customStatus") else None,
     )
-    applying = _Applying(state, outcome, now_us, new_execution_id, state.app_id or app_id)
+    applying = Applying(state, outcome, now_us, new_execution_id, state.app_id or app_id)
     completion: pb.CompleteWorkflowAction | None = None
     completion_id = -1
     for action in response.actions:
@@ -300,7 +156,7 @@ def apply_response(
             break  # the SDK clears pending actions on completion; anything after it is ignored
         if plan.terminate is not None:
             continue  # a terminated workflow schedules nothing new
-        handler = _ACTIONS.get(kind or "")
+        handler = ACTIONS.get(kind or "")
         if handler is not None:
             handler(applying, action)
 
@@ -315,10 +171,10 @@ def apply_response(
         outcome.timers.clear()
         outcome.children.clear()
     elif completion is not None and completion.workflowStatus == CONTINUED_AS_NEW:
-        _continue_as_new(applying, completion)
+        continue_as_new(applying, completion)
         return outcome
     if completion is not None:
-        _complete(applying, completion, completion_id, plan.terminate)
+        complete(applying, completion, completion_id, plan.terminate)
     return outcome
 
 
@@ -375,181 +231,6 @@ def _propagation_stall(
             )
     return None
 
-
-def _schedule_task(a: _Applying, action: pb.WorkflowAction) -> None:
-    st = action.scheduleTask
-    ev = _event(a.now_us, action.id)
-    te = ev.taskScheduled
-    te.name = st.name
-    if st.HasField("version"):
-        te.version.CopyFrom(st.version)
-    if st.HasField("input"):
-        te.input.CopyFrom(st.input)
-    te.taskExecutionId = st.taskExecutionId
-    te.historyPropagationScope = st.historyPropagationScope
-    target = a.route(ev, action)
-    a.add(ev)
-    request = pb.ActivityRequest(name=st.name, taskId=action.id, taskExecutionId=st.taskExecutionId)
-    if st.HasField("version"):
-        request.version.CopyFrom(st.version)
-    if st.HasField("input"):
-        request.input.CopyFrom(st.input)
-    if st.historyPropagationScope:
-        sent = a.propagation.outgoing(st.historyPropagationScope, a.state.history)
-        if sent is not None:
-            request.propagatedHistory.CopyFrom(sent)
-    request.workflowInstance.instanceId = a.state.instance_id
-    request.workflowInstance.executionId.value = a.state.execution_id
-    a.outcome.tasks.append(ActivityTask(task_id=action.id, generation=a.state.generation, request=request,
-                                        app_id=target))
-
-
-def _create_timer(a: _Applying, action: pb.WorkflowAction) -> None:
-    ct = action.createTimer
-    ev = _event(a.now_us, action.id)
-    tc = ev.timerCreated
-    tc.fireAt.CopyFrom(ct.fireAt)
-    tc.name = ct.name
-    origin = ct.WhichOneof("origin")
-    if origin:
-        getattr(tc, origin).CopyFrom(getattr(ct, origin))
-    a.add(ev)
-    fire_us = ts_to_us(ct.fireAt)
-    if not is_never(fire_us):
-        fired = _event(a.now_us)
-        fired.timerFired.timerId = action.id
-        fired.timerFired.fireAt.CopyFrom(ct.fireAt)
-        a.outcome.timers.append(TimerTask(generation=a.state.generation, fire_at_us=fire_us, event=fired))
-
-
-def _create_child(a: _Applying, action: pb.WorkflowAction) -> None:
-    cc = action.createChildWorkflow
-    state = a.state
-    child_id = cc.instanceId or f"{state.instance_id}:{(0x10000 + action.id) & 0xFFFF:04x}"
-    ev = _event(a.now_us, action.id)
-    ce = ev.childWorkflowInstanceCreated
-    ce.instanceId = child_id
-    ce.name = cc.name
-    if cc.HasField("version"):
-        ce.version.CopyFrom(cc.version)
-    if cc.HasField("input"):
-        ce.input.CopyFrom(cc.input)
-    ce.historyPropagationScope = cc.historyPropagationScope
-    target = a.route(ev, action)
-    a.add(ev)
-    incoming = a.propagation.outgoing(cc.historyPropagationScope, a.state.history) if cc.historyPropagationScope \
-        else None
-    parent = pb.ParentInstanceInfo(taskScheduledId=action.id, appID=a.app_id)
-    parent.name.value = state.name
-    parent.workflowInstance.instanceId = state.instance_id
-    parent.workflowInstance.executionId.value = state.execution_id
-    start = execution_started(
-        a.now_us,
-        child_id,
-        a.new_execution_id(),
-        cc.name,
-        cc.input.value if cc.HasField("input") else None,
-        parent=parent,
-        app_id=a.app_id,
-        target_app_id=target if target != a.app_id else "",
-    )
-    conflict = _event(a.now_us)
-    conflict.childWorkflowInstanceFailed.taskScheduledId = action.id
-    conflict.childWorkflowInstanceFailed.failureDetails.errorType = "WorkflowInstanceAlreadyExists"
-    conflict.childWorkflowInstanceFailed.failureDetails.errorMessage = (
-        f"an active workflow with ID '{child_id}' already exists"
-    )
-    a.outcome.children.append(ChildStart(child_id, cc.name, start, conflict, action.id, app_id=target,
-                                         incoming=incoming))
-
-
-def _send_event(a: _Applying, action: pb.WorkflowAction) -> None:
-    se = action.sendEvent
-    ev = _event(a.now_us, action.id)
-    ev.eventSent.instanceId = se.instance.instanceId
-    ev.eventSent.name = se.name
-    if se.HasField("data"):
-        ev.eventSent.input.CopyFrom(se.data)
-    a.add(ev)
-    raised = _event(a.now_us)
-    raised.eventRaised.name = se.name
-    if se.HasField("data"):
-        raised.eventRaised.input.CopyFrom(se.data)
-    a.outcome.messages.append(Message(se.instance.instanceId, raised, a.app_id))
-
-
-def _terminate_other(a: _Applying, action: pb.WorkflowAction) -> None:
-    tw = action.terminateWorkflow
-    term = _event(a.now_us)
-    if tw.HasField("reason"):
-        term.executionTerminated.input.CopyFrom(tw.reason)
-    term.executionTerminated.recurse = tw.recurse
-    a.outcome.messages.append(Message(tw.instanceId, term, a.app_id))
-
-
-_ACTIONS: dict[str, Callable[[_Applying, pb.WorkflowAction], None]] = {
-    "scheduleTask": _schedule_task,
-    "createTimer": _create_timer,
-    "createChildWorkflow": _create_child,
-    "sendEvent": _send_event,
-    "terminateWorkflow": _terminate_other,
-}
-
-
-def _continue_as_new(a: _Applying, completion: pb.CompleteWorkflowAction) -> None:
-    state = a.state
-    start = execution_started(
-        a.now_us,
-        state.instance_id,
-        a.new_execution_id(),
-        state.name,
-        completion.result.value if completion.HasField("result") else None,
-        parent=state.parent,
-        app_id=a.app_id,
-        tags=state.tags,  # a new generation keeps the instance's tags
-    )
-    a.outcome.continue_as_new = [workflow_started(a.now_us), start, *completion.carryoverEvents]
-    if state.incoming is not None:
-        a.outcome.next_incoming = a.propagation.next_generation(state.history)
-
-
-def _complete(a: _Applying, completion: pb.CompleteWorkflowAction, completion_id: int,
-              terminate: pb.ExecutionTerminatedEvent | None) -> None:
-    """The executionCompleted event, the parent's notification, and a recursive terminate's messages."""
-    state = a.state
-    ev = _event(a.now_us, completion_id)
-    ec = ev.executionCompleted
-    ec.workflowStatus = completion.workflowStatus
-    if completion.HasField("result"):
-        ec.result.CopyFrom(completion.result)
-    if completion.HasField("failureDetails"):
-        ec.failureDetails.CopyFrom(completion.failureDetails)
-    if a.app_id:
-        ev.router.sourceAppID = a.app_id
-    a.add(ev)
-    if state.parent is not None:
-        note = _event(a.now_us)
-        parent_app = state.parent_app_id or a.app_id
-        if a.app_id:
-            note.router.sourceAppID = a.app_id
-            note.router.targetAppID = parent_app
-        parent_task = state.parent.taskScheduledId
-        if completion.workflowStatus == COMPLETED:
-            note.childWorkflowInstanceCompleted.taskScheduledId = parent_task
-            if completion.HasField("result"):
-                note.childWorkflowInstanceCompleted.result.CopyFrom(completion.result)
-        else:
-            note.childWorkflowInstanceFailed.taskScheduledId = parent_task
-            if completion.workflowStatus != TERMINATED and completion.HasField("failureDetails"):
-                note.childWorkflowInstanceFailed.failureDetails.CopyFrom(completion.failureDetails)
-            else:
-                note.childWorkflowInstanceFailed.failureDetails.SetInParent()
-        a.outcome.messages.append(Message(state.parent.workflowInstance.instanceId, note, parent_app))
-    if terminate is not None and terminate.recurse:
-        for task_id, child_id in state.children.items():
-            term = _event(a.now_us)
-            term.executionTerminated.CopyFrom(terminate)
-            a.outcome.messages.append(Message(child_id, term, state.child_app(task_id)))
 
 
 def force_terminate(state: InstanceState, plan: TurnPlan, now_us: int, app_id: str = "") -> TurnOutcome:

@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 from durahub.config import Config
 from durahub.core.apps import id_of, instance_key, split_key
+from durahub.core.outcome import execution_started
 from durahub.core.rerun import RerunInvalid, RerunNotAllowed, build_rerun
 from durahub.core.state import ACTIVE_STATUSES, RUNNING, TERMINAL_STATUSES, InstanceState
 from durahub.core.time import us_to_ts
-from durahub.core.turn import execution_started
 from durahub.engine.cache import StateCache
 from durahub.engine.dispatch import Streams
 from durahub.engine.leases import LocalLeases

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
+from durahub.core.outcome import TurnPlan
 from durahub.core.state import InstanceState
-from durahub.core.turn import TurnPlan
 from durahub.errors import EngineStopping, InvalidRequest
 from durahub.protos import pb
 
