@@ -43,6 +43,8 @@ class Config:
     retention_completed: timedelta | None = None
     retention_failed: timedelta | None = None
     retention_terminated: timedelta | None = None
+    # A virtual clock that skips to the next timer while someone waits and the engine is idle (tests, demos).
+    time_skipping: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:

@@ -87,3 +87,17 @@ class RerunInvalid(DurahubError):
 
 class RerunNotAllowed(DurahubError):
     """The source instance cannot be rerun in its state: still active, or a child workflow."""
+
+
+class WorkflowBlocked(DurahubError):
+    """A wait under time skipping that nothing can end: the engine is idle, no timer is left to skip to, and the
+    instance waits on something only the outside world can give (an event, a worker, a resume)."""
+
+    def __init__(self, instance_id: str, message: str) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+
+
+class TimeSkippingLimit(WorkflowBlocked):
+    """A wait under time skipping that skipped its limit of virtual time (or of skips) without ending: most
+    likely an eternal loop of timers (a monitor), which a test should stop itself."""

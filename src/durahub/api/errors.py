@@ -27,6 +27,7 @@ from durahub.errors import (
     RerunNotAllowed,
     RerunTargetNotFound,
     StorageFailure,
+    WorkflowBlocked,
 )
 
 C = TypeVar("C", bound=type)
@@ -44,6 +45,8 @@ GRPC: dict[type[DurahubError], grpc.StatusCode] = {
     RerunTargetNotFound: grpc.StatusCode.NOT_FOUND,
     RerunInvalid: grpc.StatusCode.INVALID_ARGUMENT,
     RerunNotAllowed: grpc.StatusCode.INVALID_ARGUMENT,
+    # Not FAILED_PRECONDITION: the 1.19 SDK retries that (and UNAVAILABLE) as transient for 30 s.
+    WorkflowBlocked: grpc.StatusCode.ABORTED,
 }
 
 # HTTP: durahub's own API (/durahub/v1) answers {"detail": message} with these.
@@ -59,6 +62,7 @@ EXTENSION_HTTP: dict[type[DurahubError], int] = {
     RerunTargetNotFound: 404,
     RerunInvalid: 400,
     RerunNotAllowed: 409,
+    WorkflowBlocked: 409,
 }
 
 # HTTP: Dapr's workflow API answers {"errorCode", "message"} with these where no call site says otherwise.

@@ -7,7 +7,6 @@ Times in these answers are microseconds since the Unix epoch (`*_us`), durations
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import Annotated, Any
@@ -61,10 +60,6 @@ DRAWINGS: dict[str, Any] = {
 }
 
 FormatQuery = Annotated[GraphFormat, Query(description="json, or mermaid / dot / svg text")]
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def _drawing(g: views.Graph, fmt: GraphFormat) -> Response:
@@ -123,7 +118,7 @@ def views_router(engine: Engine, endpoint_app: str) -> APIRouter:
     @router.get("/instances/{instance_id}/summary", response_model=views.Summary, responses=ERRORS,
                 summary="What the instance waits on now: activities, timers, events, children, stall reason")
     async def summary(instance_id: InstanceIdPath, app_id: AppQuery = None) -> views.Summary:
-        return views.summary(await history_of(instance_id, app_id), _now_us())
+        return views.summary(await history_of(instance_id, app_id), engine.clock.now_us())
 
     @router.get("/instances/{instance_id}/timeline", response_model=views.Timeline, responses=ERRORS,
                 summary="One bar per activity, timer, event and child; turn markers; idle gaps to compress")
@@ -133,7 +128,7 @@ def views_router(engine: Engine, endpoint_app: str) -> APIRouter:
         = DEFAULT_MIN_GAP_US / 1_000_000,
         app_id: AppQuery = None,
     ) -> views.Timeline:
-        return views.timeline(await history_of(instance_id, app_id), _now_us(), int(min_gap_seconds * 1_000_000))
+        return views.timeline(await history_of(instance_id, app_id), engine.clock.now_us(), int(min_gap_seconds * 1_000_000))
 
     @router.get("/instances/{instance_id}/graph", response_model=views.Graph, responses={200: DRAWINGS, **ERRORS},
                 summary="The derived execution graph: the observed causal order of this run")

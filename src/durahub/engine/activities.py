@@ -6,10 +6,11 @@ import logging
 
 from durahub.core.apps import app_of, id_of
 from durahub.core.time import us_to_ts
+from durahub.engine.clock import Clock
 from durahub.engine.dispatch import Outstanding, Streams
 from durahub.engine.scheduler import Scheduler
 from durahub.engine.tasks import ActivityTable
-from durahub.engine.work import PendingTask, Stream, now_us, run_to_completion
+from durahub.engine.work import PendingTask, Stream, run_to_completion
 from durahub.protos import pb
 from durahub.store.base import Store
 
@@ -17,8 +18,10 @@ log = logging.getLogger("durahub.engine")
 
 
 class ActivityResults:
-    def __init__(self, store: Store, tasks: ActivityTable, streams: Streams, scheduler: Scheduler) -> None:
+    def __init__(self, store: Store, tasks: ActivityTable, streams: Streams, scheduler: Scheduler,
+                 clock: Clock) -> None:
         self._store = store
+        self._clock = clock
         self._tasks = tasks
         self._streams = streams
         self._scheduler = scheduler
@@ -31,6 +34,10 @@ class ActivityResults:
         """Hold a (durable) task and queue it for a worker."""
         self._tasks.add(task)
         self._scheduler.dispatch_task(task.seq, task.app_id)
+
+    def recording(self) -> bool:
+        """Whether a result is being committed (the time skipper's idle test)."""
+        return bool(self._recording)
 
     def materialize(self, seq: int, stream: Stream) -> pb.WorkItem | None:
         task = self._tasks.get(seq)
@@ -69,7 +76,7 @@ class ActivityResults:
             return
         # Out of the dispatch maps while the result is being recorded, so a duplicate answer is ignored.
         self._tasks.drop(task)
-        event = result_event(task, response)
+        event = result_event(task, response, self._clock.now_us())
         instance_id = task.instance_id
         self._recording[instance_id] = self._recording.get(instance_id, 0) + 1
         recorded = False
@@ -100,9 +107,9 @@ class ActivityResults:
         self._scheduler.gather(instance_id)
 
 
-def result_event(task: PendingTask, response: pb.ActivityResponse) -> pb.HistoryEvent:
+def result_event(task: PendingTask, response: pb.ActivityResponse, now_us: int) -> pb.HistoryEvent:
     """The taskCompleted or taskFailed event a worker's answer becomes."""
-    ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
+    ev = pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us))
     # As daprd: the result carries the scheduling event's router (caller's app, and the target if another).
     caller = app_of(task.instance_id)
     ev.router.sourceAppID = caller

@@ -18,11 +18,12 @@ from durahub.core.rerun import RerunInvalid, RerunNotAllowed, build_rerun
 from durahub.core.state import ACTIVE_STATUSES, RUNNING, TERMINAL_STATUSES, InstanceState
 from durahub.core.time import us_to_ts
 from durahub.engine.cache import StateCache
+from durahub.engine.clock import Clock
 from durahub.engine.dispatch import Streams
 from durahub.engine.leases import LocalLeases
 from durahub.engine.scheduler import Scheduler
 from durahub.engine.waiters import Waiters
-from durahub.engine.work import PendingTask, check_text, new_id, now_us, run_to_completion
+from durahub.engine.work import PendingTask, check_text, new_id, run_to_completion
 from durahub.protos import pb
 from durahub.store.base import (
     InstanceExists,
@@ -40,8 +41,9 @@ log = logging.getLogger("durahub.engine")
 class Instances:
     def __init__(self, config: Config, store: Store, cache: StateCache, scheduler: Scheduler, streams: Streams,
                  leases: LocalLeases, waiters: Waiters, add_task: Callable[[PendingTask], None],
-                 reset: Callable[[str], None]) -> None:
+                 reset: Callable[[str], None], clock: Clock) -> None:
         self._config = config
+        self._clock = clock
         self._store = store
         self._cache = cache
         self._scheduler = scheduler
@@ -59,7 +61,7 @@ class Instances:
         app_id, plain_id = split_key(instance_id)
         check_text(instance_id=plain_id, name=name, input=input,
                    tags=json.dumps(tags) if tags else None)
-        now = now_us()
+        now = self._clock.now_us()
         start = execution_started(now, plain_id, new_id(), name, input, scheduled_us=scheduled_us, app_id=app_id,
                                   tags=tags)
         visible = scheduled_us if scheduled_us is not None and scheduled_us > now else 0
@@ -100,7 +102,7 @@ class Instances:
     @run_to_completion
     async def raise_event(self, instance_id: str, name: str, input: str | None) -> None:
         check_text(event_name=name, event_data=input)
-        ev = _event()
+        ev = _event(self._clock.now_us())
         ev.eventRaised.name = name
         if input is not None:
             ev.eventRaised.input.value = input
@@ -110,7 +112,7 @@ class Instances:
     @run_to_completion
     async def terminate(self, instance_id: str, output: str | None, recursive: bool) -> None:
         check_text(output=output)
-        await self._enqueue(instance_id, terminate_event(output, recursive))
+        await self._enqueue(instance_id, terminate_event(output, recursive, self._clock.now_us()))
         log.info("event=terminate_requested instance=%s recursive=%s", instance_id, recursive)
 
     @run_to_completion
@@ -125,7 +127,7 @@ class Instances:
 
     async def _pause_or_resume(self, instance_id: str, kind: str, reason: str | None) -> None:
         check_text(reason=reason)
-        ev = _event()
+        ev = _event(self._clock.now_us())
         body = getattr(ev, kind)
         body.SetInParent()
         if reason:
@@ -179,7 +181,7 @@ class Instances:
             rows = await self._store.query_instances(query)
             for row in rows:
                 try:
-                    if await self._enqueue(row.instance_id, terminate_event(output, True)):
+                    if await self._enqueue(row.instance_id, terminate_event(output, True, self._clock.now_us())):
                         count += 1
                 except StoreError:
                     pass
@@ -229,7 +231,7 @@ class Instances:
         history = await self.history(source_id)
         if history is None:
             raise InstanceNotFound(source_id)
-        now = now_us()
+        now = self._clock.now_us()
         plan = build_rerun(history, source_plain, event_id, target_plain, new_id(), input, overwrite_input, now,
                            new_child_id, app_id=app_id)
         new = NewInstance(instance_id=target, name=plan.state.name, created_us=now, input=plan.state.input,
@@ -269,12 +271,12 @@ class Instances:
         return target
 
 
-def _event() -> pb.HistoryEvent:
-    return pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us()))
+def _event(now_us: int) -> pb.HistoryEvent:
+    return pb.HistoryEvent(eventId=-1, timestamp=us_to_ts(now_us))
 
 
-def terminate_event(output: str | None, recursive: bool) -> pb.HistoryEvent:
-    ev = _event()
+def terminate_event(output: str | None, recursive: bool, now_us: int) -> pb.HistoryEvent:
+    ev = _event(now_us)
     ev.executionTerminated.recurse = recursive
     if output is not None:
         ev.executionTerminated.input.value = output

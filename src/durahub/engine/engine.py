@@ -25,10 +25,12 @@ from durahub.core.state import STALLED
 from durahub.engine.activities import ActivityResults
 from durahub.engine.cache import StateCache
 from durahub.engine.client import Instances
+from durahub.engine.clock import Clock, VirtualClock
 from durahub.engine.dispatch import Streams
 from durahub.engine.leases import LocalLeases, SharedLeases
 from durahub.engine.retention import RetentionPurger
 from durahub.engine.scheduler import Scheduler
+from durahub.engine.skipping import TimeSkipper
 from durahub.engine.tasks import ActivityTable
 from durahub.engine.turns import TurnRunner
 from durahub.engine.waiters import Waiters
@@ -38,7 +40,6 @@ from durahub.engine.work import (
     EngineStopping,
     Job,
     Stream,
-    now_us,
 )
 from durahub.protos import pb
 from durahub.store.base import InstanceQuery, InstanceRow, SharedStore, Store
@@ -53,12 +54,16 @@ class Engine:
         # Names this process in leases and change announcements (shared stores).
         self.owner = store.owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         store.owner = self.owner
+        # Time skipping (tests, demos) runs on a virtual clock; one process's SQLite store only.
+        if config.time_skipping and isinstance(store, SharedStore):
+            raise ValueError("time skipping runs on a SQLite store, not on a shared PostgreSQL database")
+        self.clock = VirtualClock() if config.time_skipping else Clock()
         self._tasks = ActivityTable()
         self._cache = StateCache(store)
-        self._scheduler = Scheduler(self._cache, self._tasks)
+        self._scheduler = Scheduler(self._cache, self._tasks, self.clock)
         self._streams = Streams(self._scheduler, self._tasks, self._cache)
         self._waiters = Waiters(self._read_row)
-        self._activities = ActivityResults(store, self._tasks, self._streams, self._scheduler)
+        self._activities = ActivityResults(store, self._tasks, self._streams, self._scheduler, self.clock)
         add_task = self._activities.add
         self._leases: LocalLeases = (
             SharedLeases(store, self.owner, config, self._scheduler, self._tasks, self._streams, self._cache,
@@ -66,10 +71,14 @@ class Engine:
             if isinstance(store, SharedStore) else LocalLeases(store, self.owner)
         )
         self._turns = TurnRunner(config, store, self._cache, self._scheduler, self._streams, self._tasks,
-                                 self._leases, self._waiters, add_task, self._reset)
+                                 self._leases, self._waiters, add_task, self._reset, self.clock)
         self._instances = Instances(config, store, self._cache, self._scheduler, self._streams, self._leases,
-                                    self._waiters, add_task, self._reset)
+                                    self._waiters, add_task, self._reset, self.clock)
         self._timer_task: asyncio.Task[None] | None = None
+        self.time_skipper = (TimeSkipper(self.clock, self._scheduler, self._tasks, self._streams, self._activities,
+                                         self._waiters, self._instances.history)
+                             if isinstance(self.clock, VirtualClock) else None)
+        self._skipper_task: asyncio.Task[None] | None = None
         retention = RetentionPolicy.of(config.retention_any_terminal, config.retention_completed,
                                        config.retention_failed, config.retention_terminated)
         self._retention = (RetentionPurger(retention, store, self._instances.purge_expired)
@@ -80,12 +89,14 @@ class Engine:
     async def start(self) -> None:
         for task in await self._leases.start():
             self._activities.add(task)
-        now = now_us()
+        now = self.clock.now_us()
         for instance_id in await self.store.ready_instances(now):
             self._scheduler.schedule(instance_id)
         for instance_id, at in await self.store.future_wakeups(now):
             self._scheduler.add_timer(at, instance_id)
         self._timer_task = asyncio.create_task(self._scheduler.run_timers(), name="durahub-timers")
+        if self.time_skipper is not None:
+            self._skipper_task = asyncio.create_task(self.time_skipper.run(), name="durahub-time-skipper")
         log.info("event=engine_started tasks=%d ready=%d timers=%d", len(self._tasks), self._scheduler.ready_count,
                  self._scheduler.timer_count)
         if self._retention is not None:
@@ -94,12 +105,13 @@ class Engine:
     async def stop(self) -> None:
         if self._retention is not None:
             await self._retention.stop()
-        if self._timer_task is not None:
-            self._timer_task.cancel()
-            try:
-                await self._timer_task
-            except asyncio.CancelledError:
-                pass
+        for task in (self._timer_task, self._skipper_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
         await self._leases.stop()
         self._waiters.fail_all(EngineStopping())
 

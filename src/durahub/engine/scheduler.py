@@ -13,8 +13,9 @@ import heapq
 
 from durahub.core.apps import app_of
 from durahub.engine.cache import StateCache
+from durahub.engine.clock import Clock
 from durahub.engine.tasks import ActivityTable
-from durahub.engine.work import ActivityJob, ContinueJob, Job, OrchestrationJob, Turn, now_us
+from durahub.engine.work import ActivityJob, ContinueJob, Job, OrchestrationJob, Turn
 
 # Gathering activity results before the next turn while more of the instance's activities are out: an early
 # turn costs the worker a whole replay, and the later results then wait for it. The wait is at most as long as
@@ -29,9 +30,10 @@ COALESCE_MAX_SECONDS = 1.0
 
 
 class Scheduler:
-    def __init__(self, cache: StateCache, tasks: ActivityTable) -> None:
+    def __init__(self, cache: StateCache, tasks: ActivityTable, clock: Clock | None = None) -> None:
         self._cache = cache
         self._tasks = tasks
+        self.clock = clock or Clock()
         # One job queue per app: an app's turns and activities go only to its own workers. A queue with no
         # worker of its app keeps its jobs until one connects.
         self._queues: dict[str, asyncio.Queue[Job]] = {}
@@ -138,14 +140,31 @@ class Scheduler:
     def timer_count(self) -> int:
         return len(self._timers)
 
+    def next_timer(self) -> int | None:
+        """When the earliest timer (or scheduled start) comes, if any is set."""
+        return self._timers[0][0] if self._timers else None
+
+    def fire_due(self) -> int:
+        """Schedule each instance whose timer has come (by the clock); how many timers that was."""
+        now = self.clock.now_us()
+        fired = 0
+        while self._timers and self._timers[0][0] <= now:
+            _, instance_id = heapq.heappop(self._timers)
+            self.schedule(instance_id)
+            fired += 1
+        self._timer_wake.set()  # the loop below recomputes its sleep (the clock may have jumped)
+        return fired
+
+    def in_flight(self) -> bool:
+        """Whether a turn is out, follows one, or waits for results to gather (the time skipper's idle test)."""
+        return bool(self.turns or self._again or self._gathering)
+
     async def run_timers(self) -> None:
         """Schedule each instance whose timer (or scheduled start) has come."""
         while True:
-            now = now_us()
-            while self._timers and self._timers[0][0] <= now:
-                _, instance_id = heapq.heappop(self._timers)
-                self.schedule(instance_id)
+            self.fire_due()
             self._timer_wake.clear()
+            now = self.clock.now_us()
             delay = (self._timers[0][0] - now) / 1e6 if self._timers else None
             try:
                 await asyncio.wait_for(self._timer_wake.wait(), timeout=delay)

@@ -27,12 +27,13 @@ from durahub.core.turn import (
     work_item_size,
 )
 from durahub.engine.cache import StateCache
+from durahub.engine.clock import Clock
 from durahub.engine.dispatch import Outstanding, Streams
 from durahub.engine.leases import LocalLeases
 from durahub.engine.scheduler import Scheduler
 from durahub.engine.tasks import ActivityTable
 from durahub.engine.waiters import Waiters
-from durahub.engine.work import PendingTask, Stream, Turn, new_id, now_us, run_to_completion
+from durahub.engine.work import PendingTask, Stream, Turn, new_id, run_to_completion
 from durahub.protos import pb
 from durahub.store.base import InstanceRow, LeaseLost, NewChild, Store, TurnCommit
 
@@ -46,8 +47,9 @@ RETRY_DELAY_SECONDS = 1.0
 class TurnRunner:
     def __init__(self, config: Config, store: Store, cache: StateCache, scheduler: Scheduler, streams: Streams,
                  tasks: ActivityTable, leases: LocalLeases, waiters: Waiters,
-                 add_task: Callable[[PendingTask], None], reset: Callable[[str], None]) -> None:
+                 add_task: Callable[[PendingTask], None], reset: Callable[[str], None], clock: Clock) -> None:
         self._config = config
+        self._clock = clock
         self._store = store
         self._cache = cache
         self._scheduler = scheduler
@@ -88,7 +90,7 @@ class TurnRunner:
         budget = int(self._config.max_message_bytes * 0.95)
         if size > budget:
             # The worker could not receive it: stall (like daprd) instead of killing its stream.
-            await self.commit(turn, stall_for_payload(turn.state, turn.plan, size, budget, now_us()))
+            await self.commit(turn, stall_for_payload(turn.state, turn.plan, size, budget, self._clock.now_us()))
             return None
         return self.work_item(turn, stream)
 
@@ -125,7 +127,7 @@ class TurnRunner:
         state = await self._cache.load(instance_id)
         if state is None:
             return None
-        now = now_us()
+        now = self._clock.now_us()
         rows = await self._store.load_inbox(instance_id, now, INBOX_BATCH)
         if not rows:
             return None
@@ -175,7 +177,7 @@ class TurnRunner:
         instance_id = turn.instance_id
         self._cache.turn_seconds[instance_id] = time.monotonic() - turn.sent_at
         try:
-            outcome = apply_response(turn.state, turn.plan, response, now_us(), new_id, turn.state.app_id,
+            outcome = apply_response(turn.state, turn.plan, response, self._clock.now_us(), new_id, turn.state.app_id,
                                      budget=int(self._config.max_message_bytes * 0.95))
             if outcome.continue_as_new is not None:
                 if turn.loops < MAX_CONTINUE_AS_NEW_LOOPS:
@@ -261,7 +263,7 @@ class TurnRunner:
         state = outcome.state
         start = len(state.history)
         events = [e.SerializeToString() for e in outcome.appended]
-        await self._store.commit_stall(instance_id, start, events, now_us())
+        await self._store.commit_stall(instance_id, start, events, self._clock.now_us())
         for ev in outcome.appended:
             state.append(ev)
         self._scheduler.drop_turn(instance_id)

@@ -40,6 +40,16 @@ class Waiters:
         else:
             del self._waiting[instance_id]
 
+    def waited(self) -> list[str]:
+        """The instances someone waits on now."""
+        return list(self._waiting)
+
+    def fail(self, instance_id: str, exc: BaseException) -> None:
+        """End every wait on the instance with `exc`."""
+        for _, fut in self._waiting.pop(instance_id, []):
+            if not fut.done():
+                fut.set_exception(exc)
+
     def fail_all(self, exc: BaseException) -> None:
         for waiters in self._waiting.values():
             for _, fut in waiters:
