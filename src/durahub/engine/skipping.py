@@ -72,6 +72,30 @@ class TimeSkipper:
         self.clock.advance(delta_us)
         return self._scheduler.fire_due()
 
+    async def skip(self, delta_us: int) -> None:
+        """Let `delta_us` of virtual time pass as it would in real time: timer by timer, each fired and its turns
+        run before the clock moves on (an hourly timer fires 24 times in a day), then settle."""
+        until = self.clock.now_us() + max(0, delta_us)
+        while True:
+            await self.settle()
+            at = self._scheduler.next_timer()
+            if at is None or at > until:
+                break
+            self.advance(at - self.clock.now_us())
+        self.advance(until - self.clock.now_us())
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Return once nothing is in flight (on two polls in a row)."""
+        calm = 0
+        while calm < SETTLE_POLLS:
+            await asyncio.sleep(POLL_SECONDS)
+            calm = 0 if self.busy() else calm + 1
+
+    def busy(self) -> bool:
+        """Whether a turn, an activity (with a worker to run it) or a result is in flight."""
+        return self._activity()[0]
+
     def _activity(self) -> tuple[bool, set[str]]:
         """Whether anything is in flight, and the apps with work queued but no worker to run it."""
         if self._scheduler.in_flight() or self._activities.recording():
