@@ -4,7 +4,12 @@ temporary store; `start_time_skipping()` or `start_local()`), `run_activity` (an
 `durahub_env` / `durahub_local_env` (`durahub.testing.pytest_plugin`, registered by entry point)."""
 
 from durahub.errors import TimeSkippingLimit, WorkflowBlocked
+from durahub.testing.activity import activity_context, run_activity
 from durahub.testing.environment import WorkflowEnvironment
 from durahub.testing.history import load_history
+from durahub.testing.replay import ReplayMismatch, ReplayResult, assert_replays, replay
 
-__all__ = ["TimeSkippingLimit", "WorkflowBlocked", "WorkflowEnvironment", "load_history"]
+__all__ = [
+    "ReplayMismatch", "ReplayResult", "TimeSkippingLimit", "WorkflowBlocked", "WorkflowEnvironment",
+    "activity_context", "assert_replays", "load_history", "replay", "run_activity",
+]

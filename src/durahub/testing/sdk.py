@@ -13,6 +13,7 @@ runtime's `__worker` and the worker's `_registry`; if a future SDK renames them,
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -74,10 +75,12 @@ def _registry(runtime: wf.WorkflowRuntime) -> Any:
     return registry
 
 
-def twin_of(runtime: wf.WorkflowRuntime, host: str, grpc_port: int) -> wf.WorkflowRuntime:
-    """A runtime connected to `host:grpc_port` that runs what `runtime` registers (not started)."""
+def twin_of(runtime: wf.WorkflowRuntime, host: str, grpc_port: int, **options: Any) -> wf.WorkflowRuntime:
+    """A runtime connected to `host:grpc_port` that runs what `runtime` registers (not started). `options`
+    are `WorkflowRuntime` arguments; those this SDK does not know are left out."""
     registry = _registry(runtime)
-    twin = wf.WorkflowRuntime(host=host, port=str(grpc_port))
+    known = inspect.signature(wf.WorkflowRuntime).parameters
+    twin = wf.WorkflowRuntime(host=host, port=str(grpc_port), **{k: v for k, v in options.items() if k in known})
     # Shared: registering on either registers on both.
     twin_worker = getattr(twin, "_WorkflowRuntime__worker")  # noqa: B009 - a mangled name
     twin_worker._registry = registry
