@@ -198,3 +198,20 @@ def test_async_context_manager_and_a_start_time() -> None:
 
     fired_at = datetime.fromisoformat(str(asyncio.run(main())))
     assert fired_at >= datetime(2030, 1, 2)
+
+
+@rt.workflow(name="eternal_wf")
+def eternal_wf(ctx: wf.DaprWorkflowContext, rounds: int):
+    yield ctx.create_timer(timedelta(hours=6))
+    ctx.continue_as_new(rounds + 1)
+
+
+def test_an_eternal_monitor_hits_the_skipping_limit() -> None:
+    with WorkflowEnvironment.start_time_skipping(max_skip=timedelta(days=2)) as env:
+        env.start(rt)
+        env.client.schedule_new_workflow(eternal_wf, input=0, instance_id="eternal")
+        with pytest.raises(grpc.RpcError, match="time skipping stopped after") as raised:
+            env.client.wait_for_workflow_completion("eternal", timeout_in_seconds=60)
+        assert raised.value.code() == grpc.StatusCode.ABORTED
+        assert "eternal" in raised.value.details()
+        assert env.summary("eternal").status == "RUNNING"  # untouched: the test decides what to do with it
