@@ -19,6 +19,7 @@ from durahub.core.state import (
     InstanceState,
 )
 from durahub.core.time import is_never, ts_to_us, us_to_ts
+from durahub.core.tracing import SpanRef, fresh_root, stamp_start
 from durahub.protos import pb
 
 # Continue-as-new iterations run inside one turn (one commit) before the progress is saved and the next
@@ -130,7 +131,9 @@ def execution_started(
     app_id: str = "",
     target_app_id: str = "",
     tags: dict[str, str] | None = None,
+    trace_parent: SpanRef | None = None,
 ) -> pb.HistoryEvent:
+    """`trace_parent`: the span the execution runs under (the create span, the parent's orchestration span)."""
     ev = _event(now_us)
     es = ev.executionStarted
     es.name = name
@@ -149,6 +152,8 @@ def execution_started(
     if target_app_id:
         # What makes the SDK's `ctx.app_id` the child's app for a child created in another app.
         ev.router.targetAppID = target_app_id
+    if trace_parent is not None:
+        stamp_start(ev, trace_parent)
     return ev
 
 
@@ -387,6 +392,9 @@ def _schedule_task(a: _Applying, action: pb.WorkflowAction) -> None:
         te.input.CopyFrom(st.input)
     te.taskExecutionId = st.taskExecutionId
     te.historyPropagationScope = st.historyPropagationScope
+    trace = a.state.trace
+    if trace is not None:
+        te.parentTraceContext.CopyFrom(trace.to_proto())
     target = a.route(ev, action)
     a.add(ev)
     request = pb.ActivityRequest(name=st.name, taskId=action.id, taskExecutionId=st.taskExecutionId)
@@ -400,6 +408,9 @@ def _schedule_task(a: _Applying, action: pb.WorkflowAction) -> None:
             request.propagatedHistory.CopyFrom(sent)
     request.workflowInstance.instanceId = a.state.instance_id
     request.workflowInstance.executionId.value = a.state.execution_id
+    if trace is not None:
+        # The orchestration span until the engine hands the task out under an activity span of its own.
+        request.parentTraceContext.CopyFrom(te.parentTraceContext)
     a.outcome.tasks.append(ActivityTask(task_id=action.id, generation=a.state.generation, request=request,
                                         app_id=target))
 
@@ -435,6 +446,8 @@ def _create_child(a: _Applying, action: pb.WorkflowAction) -> None:
     if cc.HasField("input"):
         ce.input.CopyFrom(cc.input)
     ce.historyPropagationScope = cc.historyPropagationScope
+    if state.trace is not None:
+        ce.parentTraceContext.CopyFrom(state.trace.to_proto())
     target = a.route(ev, action)
     a.add(ev)
     incoming = a.propagation.outgoing(cc.historyPropagationScope, a.state.history) if cc.historyPropagationScope \
@@ -452,6 +465,7 @@ def _create_child(a: _Applying, action: pb.WorkflowAction) -> None:
         parent=parent,
         app_id=a.app_id,
         target_app_id=target if target != a.app_id else "",
+        trace_parent=state.trace,
     )
     conflict = _event(a.now_us)
     conflict.childWorkflowInstanceFailed.taskScheduledId = action.id
@@ -498,15 +512,17 @@ _ACTIONS: dict[str, Callable[[_Applying, pb.WorkflowAction], None]] = {
 
 def _continue_as_new(a: _Applying, completion: pb.CompleteWorkflowAction) -> None:
     state = a.state
+    execution_id = a.new_execution_id()
     start = execution_started(
         a.now_us,
         state.instance_id,
-        a.new_execution_id(),
+        execution_id,
         state.name,
         completion.result.value if completion.HasField("result") else None,
         parent=state.parent,
         app_id=a.app_id,
         tags=state.tags,  # a new generation keeps the instance's tags
+        trace_parent=fresh_root(execution_id) if state.trace is not None else None,
     )
     a.outcome.continue_as_new = [workflow_started(a.now_us), start, *completion.carryoverEvents]
     if state.incoming is not None:

@@ -10,6 +10,7 @@ from durahub.engine.dispatch import Outstanding, Streams
 from durahub.engine.scheduler import Scheduler
 from durahub.engine.tasks import ActivityTable
 from durahub.engine.work import PendingTask, Stream, now_us, run_to_completion
+from durahub.observability.hooks import Observer
 from durahub.protos import pb
 from durahub.store.base import Store
 
@@ -17,8 +18,10 @@ log = logging.getLogger("durahub.engine")
 
 
 class ActivityResults:
-    def __init__(self, store: Store, tasks: ActivityTable, streams: Streams, scheduler: Scheduler) -> None:
+    def __init__(self, store: Store, tasks: ActivityTable, streams: Streams, scheduler: Scheduler,
+                 observer: Observer) -> None:
         self._store = store
+        self._observer = observer
         self._tasks = tasks
         self._streams = streams
         self._scheduler = scheduler
@@ -37,7 +40,7 @@ class ActivityResults:
         if task is None or task.token:
             return None
         task.token = self._streams.issue(stream, task)
-        return pb.WorkItem(activityRequest=task.request, completionToken=task.token)
+        return pb.WorkItem(activityRequest=self._observer.activity_sent(task), completionToken=task.token)
 
     @run_to_completion
     async def complete(self, response: pb.ActivityResponse, app_id: str) -> None:
@@ -69,6 +72,7 @@ class ActivityResults:
             return
         # Out of the dispatch maps while the result is being recorded, so a duplicate answer is ignored.
         self._tasks.drop(task)
+        self._observer.activity_answered(task, response)
         event = result_event(task, response)
         instance_id = task.instance_id
         self._recording[instance_id] = self._recording.get(instance_id, 0) + 1
