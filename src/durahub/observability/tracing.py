@@ -252,6 +252,9 @@ class ChosenIdGenerator:
             span_id = random.getrandbits(64)
         return span_id
 
+    def is_trace_id_random(self) -> bool:
+        return True
+
     def generate_trace_id(self) -> int:
         trace_id = random.getrandbits(128)
         while trace_id == 0:
