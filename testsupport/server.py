@@ -28,6 +28,8 @@ def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """``base`` (default: this process's environment) with durahub's source tree first on PYTHONPATH, which
     works whether or not durahub is pip-installed into the server interpreter."""
     env = dict(os.environ if base is None else base)
+    # Every test server would otherwise try daprd's default metrics port, 9090 (tests that want it pass it).
+    env.setdefault("DURAHUB_METRICS_PORT", "0")
     env["PYTHONPATH"] = SERVER_SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 

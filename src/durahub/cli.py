@@ -80,12 +80,19 @@ main.add_command(workflow, name="wf")
 @click.option("--time-skipping", envvar="DURAHUB_TIME_SKIPPING", is_flag=True, default=False,
               help="Demos and tests: while someone waits for a workflow and the engine is idle, skip to the next"
               " timer (a 24 h timeout fires at once); a wait nothing can end fails, naming what it waits on.")
+@click.option("--metrics-port", envvar="DURAHUB_METRICS_PORT", type=int, default=9090, show_default=True,
+              help="Serve Prometheus metrics (GET /metrics) on this port too, as daprd does; 0 turns it off.")
+@click.option("--otlp-endpoint", envvar="DURAHUB_OTLP_ENDPOINT", default=None, metavar="HOST:PORT|URL",
+              help="Export traces to this OpenTelemetry collector (needs durahub[otel]; default: "
+                   "OTEL_EXPORTER_OTLP_ENDPOINT, else no tracing).")
+@click.option("--zipkin-endpoint", envvar="DURAHUB_ZIPKIN_ENDPOINT", default=None, metavar="URL",
+              help="Export traces to Zipkin, e.g. http://localhost:9411/api/v2/spans (needs durahub[otel]).")
 @click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
 def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_message_bytes: int,
           sqlite_synchronous: str, health_ping_seconds: float, lease_seconds: float, worker_grace_seconds: float,
           api_token: str | None, retention_any_terminal: timedelta | None, retention_completed: timedelta | None,
           retention_failed: timedelta | None, retention_terminated: timedelta | None, time_skipping: bool,
-          log_level: str) -> None:
+          metrics_port: int, otlp_endpoint: str | None, zipkin_endpoint: str | None, log_level: str) -> None:
     """Run the engine: gRPC (TaskHubSidecarService) and HTTP (Dapr health/metadata)."""
     setup_logging(log_level)
     config = Config(host=host, grpc_port=grpc_port, http_port=http_port, db=db, app_id=app_id,
@@ -94,7 +101,8 @@ def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_m
                     worker_grace_seconds=worker_grace_seconds, log_level=log_level,
                     api_token=api_token or None, retention_any_terminal=retention_any_terminal,
                     retention_completed=retention_completed, retention_failed=retention_failed,
-                    retention_terminated=retention_terminated, time_skipping=time_skipping)
+                    retention_terminated=retention_terminated, time_skipping=time_skipping, metrics_port=metrics_port,
+                    otlp_endpoint=otlp_endpoint, zipkin_endpoint=zipkin_endpoint)
     from durahub.server import Server
 
     try:

@@ -45,6 +45,13 @@ class Config:
     retention_terminated: timedelta | None = None
     # A virtual clock that skips to the next timer while someone waits and the engine is idle (tests, demos).
     time_skipping: bool = False
+    # Prometheus metrics on a port of their own (`GET /metrics`; every HTTP port serves them too); 0: none. The
+    # CLI's default is daprd's 9090; an embedded server opens no extra port unless asked.
+    metrics_port: int = 0
+    # Traces: an OTLP collector (gRPC, or HTTP when OTEL_EXPORTER_OTLP_PROTOCOL says so; the standard
+    # OTEL_EXPORTER_OTLP_ENDPOINT works too) and/or a Zipkin endpoint. None of them: no tracing.
+    otlp_endpoint: str | None = None
+    zipkin_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:

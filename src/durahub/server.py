@@ -22,6 +22,10 @@ from durahub.api.taskhub import TaskHubService
 from durahub.config import Config
 from durahub.core.apps import check_app_id
 from durahub.engine import Engine
+from durahub.observability.endpoint import MetricsListener
+from durahub.observability.hooks import Observer, TraceLogFilter
+from durahub.observability.metrics import WorkflowMetrics
+from durahub.observability.tracing import make_tracer
 from durahub.protos import taskhub_grpc
 from durahub.store.base import Store
 from durahub.store.sqlite import SqliteStore
@@ -63,6 +67,12 @@ def add_dapr_workflow_methods(servicer: DaprWorkflowService, server: grpc.aio.Se
     workflow = {name: handler for name, handler in capture.handlers.items() if "Workflow" in name}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, workflow),))
     server.add_registered_method_handlers(capture.service, workflow)
+
+
+def _add_trace_log_filter() -> None:
+    engine_log = logging.getLogger("durahub.engine")
+    if not any(isinstance(f, TraceLogFilter) for f in engine_log.filters):
+        engine_log.addFilter(TraceLogFilter())
 
 
 def new_owner_id() -> str:
@@ -123,7 +133,13 @@ class Server:
         self.config = config or Config()
         self.owner = new_owner_id()
         self.store = open_store(self.config, owner=self.owner)
-        self.engine = Engine(self.config, self.store)
+        tracer = make_tracer(self.config.app_id, self.config.otlp_endpoint, self.config.zipkin_endpoint)
+        if tracer is not None:
+            _add_trace_log_filter()
+        self.engine = Engine(self.config, self.store,
+                             Observer(WorkflowMetrics(), tracer, self.config.max_message_bytes))
+        self.metrics = (MetricsListener(self.engine.metrics_exposition, self.config.host, self.config.metrics_port)
+                        if self.config.metrics_port else None)
         self.endpoints: dict[str, Endpoint] = {}
         self._opening: asyncio.Lock | None = None  # created on the loop, in start()
         self._thread: threading.Thread | None = None
@@ -138,6 +154,8 @@ class Server:
         main = await self._open_endpoint(self.config.app_id, self.config.grpc_port, self.config.http_port)
         self.grpc_port, self.http_port = main.grpc_port, main.http_port
         await self._reopen_app_endpoints()
+        if self.metrics is not None:
+            await self.metrics.start()
         log.info("event=server_started app=%s grpc=%s:%d http=%s:%d db=%s", self.config.app_id, self.config.host,
                  self.grpc_port, self.config.host, self.http_port, self.config.db)
 
@@ -225,6 +243,8 @@ class Server:
             e.http.should_exit = True
         await asyncio.gather(*(e.http_task for e in endpoints))
         self.endpoints.clear()
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.engine.stop()
         await self.store.close()
         log.info("event=server_stopped")

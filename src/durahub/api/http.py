@@ -22,8 +22,10 @@ from durahub.api.extensions import AppEndpoints, create_extensions_app
 from durahub.core.apps import check_app_id
 from durahub.core.state import status_name
 from durahub.core.time import us_to_ts
+from durahub.core.tracing import SpanRef, parse_traceparent
 from durahub.engine import Engine
 from durahub.errors import DurahubError
+from durahub.observability.endpoint import metrics_handler
 from durahub.store.base import (
     InstanceExists,
     InstanceNotFound,
@@ -115,7 +117,8 @@ class DaprWorkflowHandlers:
         if isinstance(body, Response):
             return body
         try:
-            await self.engine.start_instance(instance_id, name, body, app=self.app(request))
+            await self.engine.start_instance(instance_id, name, body, app=self.app(request),
+                                             trace_parent=caller_span(request))
         except InstanceExists as exc:
             return dapr_error(500, "ERR_START_WORKFLOW",
                               f"error starting workflow '{name}': unable to start workflow: failed to start workflow:"
@@ -138,7 +141,8 @@ class DaprWorkflowHandlers:
         body = await read_body(request, self.limit)
         if isinstance(body, Response):
             return body
-        await self.engine.raise_event(instance_id, event_name, body, app=self.app(request))
+        await self.engine.raise_event(instance_id, event_name, body, app=self.app(request),
+                                      trace_parent=caller_span(request))
         return None
 
     def operations(self) -> dict[str, Callable[[Request], Awaitable[Response]]]:
@@ -159,6 +163,12 @@ class DaprWorkflowHandlers:
             "purge": operation("ERR_PURGE_WORKFLOW", lambda i: f"error purging workflow {i}",
                                lambda r, i: engine.purge(i, True, app=app(r)), unknown_is_404=True),
         }
+
+
+def caller_span(request: Request) -> SpanRef | None:
+    """The caller's span from the W3C `traceparent`/`tracestate` headers."""
+    traceparent = request.headers.get("traceparent")
+    return parse_traceparent(traceparent, request.headers.get("tracestate", "")) if traceparent else None
 
 
 def operation(
@@ -200,6 +210,7 @@ def create_app(engine: Engine, app_id: str | None = None, apps: AppEndpoints | N
         Route("/v1.0/healthz", h.healthz, methods=["GET"]),
         Route("/v1.0/healthz/outbound", h.healthz, methods=["GET"]),
         Route("/v1.0/metadata", h.metadata, methods=["GET"]),
+        Route("/metrics", metrics_handler(engine.metrics_exposition), methods=["GET"]),
     ]
     operations = h.operations()
     for prefix in PREFIXES:

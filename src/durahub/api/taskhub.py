@@ -15,6 +15,7 @@ from google.protobuf import empty_pb2
 from durahub.api.errors import grpc_abort, grpc_errors
 from durahub.core.apps import check_app_id
 from durahub.core.time import ts_to_us, us_to_ts
+from durahub.core.tracing import SpanRef, from_proto, parse_traceparent
 from durahub.engine import (
     Engine,
     is_finished,
@@ -90,6 +91,13 @@ async def _guard(context: grpc.aio.ServicerContext, prefix: str, call: Callable[
         await grpc_abort(context, exc, prefix)
 
 
+def _caller_span(context: grpc.aio.ServicerContext) -> SpanRef | None:
+    """The caller's span from W3C `traceparent`/`tracestate` metadata (what gRPC instrumentation sends)."""
+    metadata = dict(context.invocation_metadata() or ())
+    traceparent = metadata.get("traceparent")
+    return parse_traceparent(traceparent, metadata.get("tracestate", "")) if traceparent else None
+
+
 def _timeout(context: grpc.aio.ServicerContext) -> float | None:
     remaining = context.time_remaining()
     return None if remaining is None else max(0.0, remaining)
@@ -116,6 +124,15 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
     # -- client RPCs ----------------------------------------------------------------------------------
 
     async def StartInstance(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        tracer = self.engine.observer.tracer
+        if tracer is None:
+            return await self._start(request, context, None)
+        with tracer.server_call("/TaskHubSidecarService/StartInstance", _caller_span(context)) as call:
+            # An SDK that sets parentTraceContext (Go, Java, .NET) names the parent itself, as daprd honours.
+            own = from_proto(request.parentTraceContext) if request.HasField("parentTraceContext") else None
+            return await self._start(request, context, own or call)
+
+    async def _start(self, request: Any, context: grpc.aio.ServicerContext, trace_parent: SpanRef | None) -> Any:
         instance_id = request.instanceId or uuid.uuid4().hex
         await _require_id(instance_id, context)
         if not request.name:
@@ -127,7 +144,7 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
         enforce = bool(getattr(request, "enforceUniqueInstanceId", False))
         await _guard(context, "failed to create workflow instance: ",
                      lambda: self.engine.start_instance(instance_id, request.name, input, scheduled, app=app, tags=tags,
-                                                        enforce_unique=enforce))
+                                                        enforce_unique=enforce, trace_parent=trace_parent))
         if scheduled is None:
             # Like daprd: the call returns once the first turn has been committed.
             await _guard(context, "",
@@ -161,7 +178,9 @@ class TaskHubService(taskhub_grpc.TaskHubSidecarServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "missing workflow event name")
         input = request.input.value if request.HasField("input") else None
         app = self._app(request)
-        await _guard(context, "", lambda: self.engine.raise_event(request.instanceId, request.name, input, app=app))
+        caller = _caller_span(context) if self.engine.observer.tracer is not None else None
+        await _guard(context, "", lambda: self.engine.raise_event(request.instanceId, request.name, input, app=app,
+                                                                  trace_parent=caller))
         return pb.RaiseEventResponse()
 
     async def _act_and_wait(

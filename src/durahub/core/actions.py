@@ -19,6 +19,7 @@ from durahub.core.outcome import (
 from durahub.core.propagation import Propagation
 from durahub.core.state import COMPLETED, TERMINATED, InstanceState
 from durahub.core.time import is_never, ts_to_us
+from durahub.core.tracing import fresh_root
 from durahub.protos import pb
 
 
@@ -66,6 +67,9 @@ def _schedule_task(a: Applying, action: pb.WorkflowAction) -> None:
         te.input.CopyFrom(st.input)
     te.taskExecutionId = st.taskExecutionId
     te.historyPropagationScope = st.historyPropagationScope
+    trace = a.state.trace
+    if trace is not None:
+        te.parentTraceContext.CopyFrom(trace.to_proto())
     target = a.route(ev, action)
     a.add(ev)
     request = pb.ActivityRequest(name=st.name, taskId=action.id, taskExecutionId=st.taskExecutionId)
@@ -79,6 +83,9 @@ def _schedule_task(a: Applying, action: pb.WorkflowAction) -> None:
             request.propagatedHistory.CopyFrom(sent)
     request.workflowInstance.instanceId = a.state.instance_id
     request.workflowInstance.executionId.value = a.state.execution_id
+    if trace is not None:
+        # The orchestration span until the engine hands the task out under an activity span of its own.
+        request.parentTraceContext.CopyFrom(te.parentTraceContext)
     a.outcome.tasks.append(ActivityTask(task_id=action.id, generation=a.state.generation, request=request,
                                         app_id=target))
 
@@ -114,6 +121,8 @@ def _create_child(a: Applying, action: pb.WorkflowAction) -> None:
     if cc.HasField("input"):
         ce.input.CopyFrom(cc.input)
     ce.historyPropagationScope = cc.historyPropagationScope
+    if state.trace is not None:
+        ce.parentTraceContext.CopyFrom(state.trace.to_proto())
     target = a.route(ev, action)
     a.add(ev)
     incoming = a.propagation.outgoing(cc.historyPropagationScope, a.state.history) if cc.historyPropagationScope \
@@ -131,6 +140,7 @@ def _create_child(a: Applying, action: pb.WorkflowAction) -> None:
         parent=parent,
         app_id=a.app_id,
         target_app_id=target if target != a.app_id else "",
+        trace_parent=state.trace,
     )
     conflict = new_event(a.now_us)
     conflict.childWorkflowInstanceFailed.taskScheduledId = action.id
@@ -177,15 +187,17 @@ ACTIONS: dict[str, Callable[[Applying, pb.WorkflowAction], None]] = {
 
 def continue_as_new(a: Applying, completion: pb.CompleteWorkflowAction) -> None:
     state = a.state
+    execution_id = a.new_execution_id()
     start = execution_started(
         a.now_us,
         state.instance_id,
-        a.new_execution_id(),
+        execution_id,
         state.name,
         completion.result.value if completion.HasField("result") else None,
         parent=state.parent,
         app_id=a.app_id,
         tags=state.tags,  # a new generation keeps the instance's tags
+        trace_parent=fresh_root(execution_id) if state.trace is not None else None,
     )
     a.outcome.continue_as_new = [workflow_started(a.now_us), start, *completion.carryoverEvents]
     if state.incoming is not None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from durahub.core.state import InstanceState
 from durahub.core.time import us_to_ts
+from durahub.core.tracing import SpanRef, stamp_start
 from durahub.protos import pb
 
 
@@ -115,7 +116,9 @@ def execution_started(
     app_id: str = "",
     target_app_id: str = "",
     tags: dict[str, str] | None = None,
+    trace_parent: SpanRef | None = None,
 ) -> pb.HistoryEvent:
+    """`trace_parent`: the span the execution runs under (the create span, the parent's orchestration span)."""
     ev = new_event(now_us)
     es = ev.executionStarted
     es.name = name
@@ -134,4 +137,6 @@ def execution_started(
     if target_app_id:
         # What makes the SDK's `ctx.app_id` the child's app for a child created in another app.
         ev.router.targetAppID = target_app_id
+    if trace_parent is not None:
+        stamp_start(ev, trace_parent)
     return ev

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from durahub.core.apps import instance_key
 from durahub.core.time import ts_to_us
+from durahub.core.tracing import SpanRef, orchestration_span
 from durahub.protos import pb
 
 RUNNING = pb.ORCHESTRATION_STATUS_RUNNING
@@ -84,6 +85,8 @@ class InstanceState:
     history_bytes: int = 0
     # The history its caller propagated to it (Dapr 1.18), sent with every turn; None when it got none.
     incoming: pb.PropagatedHistory | None = None
+    # The execution's orchestration span when its trace is sampled (`core.tracing`); None when untraced.
+    trace: SpanRef | None = None
 
     @classmethod
     def from_history(cls, instance_id: str, generation: int, history: list[pb.HistoryEvent],
@@ -152,6 +155,7 @@ class InstanceState:
             self.parent = es.parentInstance if es.HasField("parentInstance") else None
             self.created_us = ts_to_us(event.timestamp)
             self.tags = dict(es.tags)
+            self.trace = orchestration_span(es)
         elif kind == "workflowStarted":
             version = event.workflowStarted.version
             if not self.has_workflow_started and version.name:

@@ -11,6 +11,7 @@ from durahub.engine.dispatch import Outstanding, Streams
 from durahub.engine.scheduler import Scheduler
 from durahub.engine.tasks import ActivityTable
 from durahub.engine.work import PendingTask, Stream, run_to_completion
+from durahub.observability.hooks import Observer
 from durahub.protos import pb
 from durahub.store.base import Store
 
@@ -19,9 +20,10 @@ log = logging.getLogger("durahub.engine")
 
 class ActivityResults:
     def __init__(self, store: Store, tasks: ActivityTable, streams: Streams, scheduler: Scheduler,
-                 clock: Clock) -> None:
+                 clock: Clock, observer: Observer) -> None:
         self._store = store
         self._clock = clock
+        self._observer = observer
         self._tasks = tasks
         self._streams = streams
         self._scheduler = scheduler
@@ -44,7 +46,7 @@ class ActivityResults:
         if task is None or task.token:
             return None
         task.token = self._streams.issue(stream, task)
-        return pb.WorkItem(activityRequest=task.request, completionToken=task.token)
+        return pb.WorkItem(activityRequest=self._observer.activity_sent(task), completionToken=task.token)
 
     @run_to_completion
     async def complete(self, response: pb.ActivityResponse, app_id: str) -> None:
@@ -76,6 +78,7 @@ class ActivityResults:
             return
         # Out of the dispatch maps while the result is being recorded, so a duplicate answer is ignored.
         self._tasks.drop(task)
+        self._observer.activity_answered(task, response)
         event = result_event(task, response, self._clock.now_us())
         instance_id = task.instance_id
         self._recording[instance_id] = self._recording.get(instance_id, 0) + 1

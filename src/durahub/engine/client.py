@@ -17,6 +17,7 @@ from durahub.core.outcome import execution_started
 from durahub.core.rerun import RerunInvalid, RerunNotAllowed, build_rerun
 from durahub.core.state import ACTIVE_STATUSES, RUNNING, TERMINAL_STATUSES, InstanceState
 from durahub.core.time import us_to_ts
+from durahub.core.tracing import SpanRef
 from durahub.engine.cache import StateCache
 from durahub.engine.clock import Clock
 from durahub.engine.dispatch import Streams
@@ -24,6 +25,8 @@ from durahub.engine.leases import LocalLeases
 from durahub.engine.scheduler import Scheduler
 from durahub.engine.waiters import Waiters
 from durahub.engine.work import PendingTask, check_text, new_id, run_to_completion
+from durahub.observability.hooks import Observer
+from durahub.observability.metrics import ADD_EVENT, PURGE_WORKFLOW
 from durahub.protos import pb
 from durahub.store.base import (
     InstanceExists,
@@ -41,9 +44,10 @@ log = logging.getLogger("durahub.engine")
 class Instances:
     def __init__(self, config: Config, store: Store, cache: StateCache, scheduler: Scheduler, streams: Streams,
                  leases: LocalLeases, waiters: Waiters, add_task: Callable[[PendingTask], None],
-                 reset: Callable[[str], None], clock: Clock) -> None:
+                 reset: Callable[[str], None], clock: Clock, observer: Observer) -> None:
         self._config = config
         self._clock = clock
+        self._observer = observer
         self._store = store
         self._cache = cache
         self._scheduler = scheduler
@@ -55,15 +59,22 @@ class Instances:
 
     @run_to_completion
     async def start(self, instance_id: str, name: str, input: str | None, scheduled_us: int | None = None,
-                    tags: dict[str, str] | None = None, enforce_unique: bool = False) -> None:
+                    tags: dict[str, str] | None = None, enforce_unique: bool = False,
+                    trace_parent: SpanRef | None = None) -> None:
         """Create an instance. A finished one with the same id is replaced, unless `enforce_unique` (Dapr
         1.19's enforceUniqueInstanceId: then it is InstanceExists, as an active one always is)."""
+        app_id, plain_id = split_key(instance_id)
+        with self._observer.creating(instance_id, plain_id, name, trace_parent) as span:
+            await self._start(instance_id, name, input, scheduled_us, tags, enforce_unique, span)
+
+    async def _start(self, instance_id: str, name: str, input: str | None, scheduled_us: int | None,
+                     tags: dict[str, str] | None, enforce_unique: bool, span: SpanRef | None) -> None:
         app_id, plain_id = split_key(instance_id)
         check_text(instance_id=plain_id, name=name, input=input,
                    tags=json.dumps(tags) if tags else None)
         now = self._clock.now_us()
         start = execution_started(now, plain_id, new_id(), name, input, scheduled_us=scheduled_us, app_id=app_id,
-                                  tags=tags)
+                                  tags=tags, trace_parent=span)
         visible = scheduled_us if scheduled_us is not None and scheduled_us > now else 0
         owner, lease_until = self._leases.for_creation(now, workers=self._streams.count(app_id) > 0,
                                                        visible=bool(visible))
@@ -100,13 +111,16 @@ class Instances:
         return accepted
 
     @run_to_completion
-    async def raise_event(self, instance_id: str, name: str, input: str | None) -> None:
+    async def raise_event(self, instance_id: str, name: str, input: str | None,
+                          trace_parent: SpanRef | None = None) -> None:
         check_text(event_name=name, event_data=input)
         ev = _event(self._clock.now_us())
         ev.eventRaised.name = name
         if input is not None:
             ev.eventRaised.input.value = input
-        await self._enqueue(instance_id, ev, reject_stalled=True)
+        with self._observer.operation(instance_id, ADD_EVENT), \
+                self._observer.raising(instance_id, id_of(instance_id), name, trace_parent):
+            await self._enqueue(instance_id, ev, reject_stalled=True)
         log.info("event=event_raised instance=%s name=%s", instance_id, name)
 
     @run_to_completion
@@ -137,7 +151,8 @@ class Instances:
     @run_to_completion
     async def purge(self, instance_id: str, recursive: bool, force: bool = False) -> int:
         check_text(instance_id=instance_id)
-        purged = await self._store.purge(instance_id, recursive, force)
+        with self._observer.operation(instance_id, PURGE_WORKFLOW):
+            purged = await self._store.purge(instance_id, recursive, force)
         for gone in purged:
             self._reset(gone)
         log.info("event=purged instance=%s recursive=%s count=%d", instance_id, recursive, len(purged))

@@ -22,6 +22,7 @@ from durahub.config import Config
 from durahub.core.apps import app_of, check_app_id, id_of, instance_key, split_key
 from durahub.core.retention import RetentionPolicy
 from durahub.core.state import STALLED
+from durahub.core.tracing import SpanRef
 from durahub.engine.activities import ActivityResults
 from durahub.engine.cache import StateCache
 from durahub.engine.client import Instances
@@ -41,6 +42,9 @@ from durahub.engine.work import (
     Job,
     Stream,
 )
+from durahub.observability.hooks import Observer
+from durahub.observability.metrics import GET_WORKFLOW, WorkflowMetrics
+from durahub.observability.scrape import exposition
 from durahub.protos import pb
 from durahub.store.base import InstanceQuery, InstanceRow, SharedStore, Store
 
@@ -48,9 +52,11 @@ log = logging.getLogger("durahub.engine")
 
 
 class Engine:
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Store, observer: Observer | None = None) -> None:
         self.config = config
         self.store = store
+        # Metrics always; spans when the server configured a tracer.
+        self.observer = observer or Observer(WorkflowMetrics(), None, config.max_message_bytes)
         # Names this process in leases and change announcements (shared stores).
         self.owner = store.owner or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         store.owner = self.owner
@@ -63,7 +69,8 @@ class Engine:
         self._scheduler = Scheduler(self._cache, self._tasks, self.clock)
         self._streams = Streams(self._scheduler, self._tasks, self._cache)
         self._waiters = Waiters(self._read_row)
-        self._activities = ActivityResults(store, self._tasks, self._streams, self._scheduler, self.clock)
+        self._activities = ActivityResults(store, self._tasks, self._streams, self._scheduler, self.clock,
+                                           self.observer)
         add_task = self._activities.add
         self._leases: LocalLeases = (
             SharedLeases(store, self.owner, config, self._scheduler, self._tasks, self._streams, self._cache,
@@ -71,9 +78,9 @@ class Engine:
             if isinstance(store, SharedStore) else LocalLeases(store, self.owner)
         )
         self._turns = TurnRunner(config, store, self._cache, self._scheduler, self._streams, self._tasks,
-                                 self._leases, self._waiters, add_task, self._reset, self.clock)
+                                 self._leases, self._waiters, add_task, self._reset, self.clock, self.observer)
         self._instances = Instances(config, store, self._cache, self._scheduler, self._streams, self._leases,
-                                    self._waiters, add_task, self._reset, self.clock)
+                                    self._waiters, add_task, self._reset, self.clock, self.observer)
         self._timer_task: asyncio.Task[None] | None = None
         self.time_skipper = (TimeSkipper(self.clock, self._scheduler, self._tasks, self._streams, self._activities,
                                          self._waiters, self._instances.history)
@@ -114,6 +121,7 @@ class Engine:
                     pass
         await self._leases.stop()
         self._waiters.fail_all(EngineStopping())
+        await asyncio.to_thread(self.observer.shutdown)  # exports the spans still buffered
 
     @property
     def connected_workers(self) -> int:
@@ -189,6 +197,15 @@ class Engine:
         return [{"app_id": app, "workers": self._streams.count(app), "queued": queued.get(app, 0)}
                 for app in sorted(names)]
 
+    async def metrics_exposition(self) -> str:
+        """The `/metrics` page (Prometheus text format)."""
+        return await exposition(
+            self.observer.metrics, self.store, now_us=self.clock.now_us(), pending_activities=len(self._tasks),
+            oldest_activity_at=min((t.queued_at for t in self._tasks), default=None),
+            pending_timers=self._scheduler.timer_count,
+            workers={app: self._streams.count(app) for app in self._streams.apps()},
+            takeovers=self._leases.takeovers)
+
     def workers_of(self, app: str) -> int:
         return self._streams.count(app)
 
@@ -206,19 +223,25 @@ class Engine:
 
     async def start_instance(self, instance_id: str, name: str, input: str | None,
                              scheduled_us: int | None = None, app: str | None = None,
-                             tags: dict[str, str] | None = None, enforce_unique: bool = False) -> None:
-        await self._instances.start(self._key(instance_id, app), name, input, scheduled_us, tags, enforce_unique)
+                             tags: dict[str, str] | None = None, enforce_unique: bool = False,
+                             trace_parent: SpanRef | None = None) -> None:
+        """`trace_parent`: the caller's span (traceparent), the parent of the create span."""
+        await self._instances.start(self._key(instance_id, app), name, input, scheduled_us, tags, enforce_unique,
+                                    trace_parent)
 
     async def get_instance(self, instance_id: str, app: str | None = None) -> InstanceRow | None:
-        return public_row(await self._instances.get(self._key(instance_id, app)))
+        key = self._key(instance_id, app)
+        with self.observer.operation(key, GET_WORKFLOW):
+            return public_row(await self._instances.get(key))
 
     async def wait_for(self, instance_id: str, predicate: Callable[[InstanceRow], bool],
                        timeout: float | None = None, app: str | None = None) -> InstanceRow | None:
         """Long-poll until the instance's committed state satisfies `predicate`. None on timeout."""
         return public_row(await self._waiters.wait_for(self._key(instance_id, app), predicate, timeout))
 
-    async def raise_event(self, instance_id: str, name: str, input: str | None, app: str | None = None) -> None:
-        await self._instances.raise_event(self._key(instance_id, app), name, input)
+    async def raise_event(self, instance_id: str, name: str, input: str | None, app: str | None = None,
+                          trace_parent: SpanRef | None = None) -> None:
+        await self._instances.raise_event(self._key(instance_id, app), name, input, trace_parent)
 
     async def terminate(self, instance_id: str, output: str | None, recursive: bool, app: str | None = None) -> None:
         await self._instances.terminate(self._key(instance_id, app), output, recursive)

@@ -43,6 +43,8 @@ class LocalLeases:
     def __init__(self, store: Store, owner: str) -> None:
         self._store = store
         self.owner = owner
+        # Instances this engine took over after another engine process had moved them on (metrics).
+        self.takeovers = 0
 
     async def start(self) -> list[PendingTask]:
         return [task_from_row(r) for r in await self._store.pending_tasks()]
@@ -153,6 +155,7 @@ class SharedLeases(LocalLeases):
         self._held[instance_id] = now + self._lease_us
         state = self._cache.get(instance_id)
         if state is not None and (len(state.history), state.generation) != got:
+            self.takeovers += 1
             self._cache.forget(instance_id)
         return True
 

@@ -34,6 +34,7 @@ from durahub.engine.scheduler import Scheduler
 from durahub.engine.tasks import ActivityTable
 from durahub.engine.waiters import Waiters
 from durahub.engine.work import PendingTask, Stream, Turn, new_id, run_to_completion
+from durahub.observability.hooks import Observer
 from durahub.protos import pb
 from durahub.store.base import InstanceRow, LeaseLost, NewChild, Store, TurnCommit
 
@@ -47,9 +48,11 @@ RETRY_DELAY_SECONDS = 1.0
 class TurnRunner:
     def __init__(self, config: Config, store: Store, cache: StateCache, scheduler: Scheduler, streams: Streams,
                  tasks: ActivityTable, leases: LocalLeases, waiters: Waiters,
-                 add_task: Callable[[PendingTask], None], reset: Callable[[str], None], clock: Clock) -> None:
+                 add_task: Callable[[PendingTask], None], reset: Callable[[str], None], clock: Clock,
+                 observer: Observer) -> None:
         self._config = config
         self._clock = clock
+        self._observer = observer
         self._store = store
         self._cache = cache
         self._scheduler = scheduler
@@ -92,6 +95,7 @@ class TurnRunner:
             # The worker could not receive it: stall (like daprd) instead of killing its stream.
             await self.commit(turn, stall_for_payload(turn.state, turn.plan, size, budget, self._clock.now_us()))
             return None
+        self._observer.turn_sent(turn.state, turn.plan.new_events, size)
         return self.work_item(turn, stream)
 
     def continued(self, turn: Turn, stream: Stream) -> pb.WorkItem | None:
@@ -175,11 +179,14 @@ class TurnRunner:
             return
         turn = item
         instance_id = turn.instance_id
-        self._cache.turn_seconds[instance_id] = time.monotonic() - turn.sent_at
+        seconds = self._cache.turn_seconds[instance_id] = time.monotonic() - turn.sent_at
+        self._observer.turn_answered(turn.state, seconds)
         try:
-            outcome = apply_response(turn.state, turn.plan, response, self._clock.now_us(), new_id, turn.state.app_id,
+            now = self._clock.now_us()
+            outcome = apply_response(turn.state, turn.plan, response, now, new_id, turn.state.app_id,
                                      budget=int(self._config.max_message_bytes * 0.95))
             if outcome.continue_as_new is not None:
+                self._observer.generation_ended(turn.state, now)
                 if turn.loops < MAX_CONTINUE_AS_NEW_LOOPS:
                     self._continue_as_new(turn, outcome)
                     return
@@ -189,6 +196,7 @@ class TurnRunner:
             await self.commit(turn, outcome)
         except Exception:
             log.exception("event=turn_commit_failed instance=%s", instance_id)
+            self._observer.turn_failed(turn.state)
             self._cache.forget(instance_id)
             # Retry later, not in a tight loop: a full disk or a lost database does not heal in microseconds.
             self._scheduler.end_turn(instance_id, reschedule=False)
@@ -223,6 +231,7 @@ class TurnRunner:
             await self._commit_stall(turn, outcome)
             return
         commit = to_commit(turn, outcome, *self._leases.for_commit(), runs_tasks_of=self._leases.runs_tasks_of)
+        began = time.perf_counter()
         try:
             result = await self._store.commit_turn(commit)
         except LeaseLost:
@@ -234,6 +243,7 @@ class TurnRunner:
             return
         if commit.lease_until is not None:
             self._leases.note(instance_id, commit.lease_until)
+        self._observer.turn_committed(state, outcome.appended, time.perf_counter() - began, self._clock.now_us())
         # Durable: now dispatch what the turn produced.
         if commit.replace_history:
             self._tasks.drop_instance(instance_id, keep_generation=state.generation)
@@ -246,7 +256,8 @@ class TurnRunner:
         for seq, task in zip(result.task_seqs, outcome.tasks, strict=True):
             app = task.app_id or state.app_id
             if self._leases.runs_tasks_of(app):
-                self._add_task(PendingTask(seq, instance_id, task.generation, task.task_id, task.request, app_id=app))
+                self._add_task(PendingTask(seq, instance_id, task.generation, task.task_id, task.request, app_id=app,
+                                           workflow_name=state.name))
         for timer in outcome.timers:
             self._scheduler.add_timer(timer.fire_at_us, instance_id)
         for created in result.created:

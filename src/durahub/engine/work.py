@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from durahub.core.outcome import TurnPlan
 from durahub.core.state import InstanceState
+from durahub.core.tracing import SpanRef
 from durahub.errors import EngineStopping, InvalidRequest
 from durahub.protos import pb
 
@@ -114,6 +115,14 @@ class PendingTask:
     # The app whose workers run it (a cross-app call's target, else the instance's app).
     app_id: str
     token: str = ""
+    # The calling workflow's name (metrics), when known.
+    workflow_name: str = ""
+    # perf_counter() when it was queued and when it was last handed to a worker (metrics).
+    queued_at: float = field(default_factory=time.perf_counter)
+    sent_at: float = 0.0
+    # Traced tasks: the open span of the current attempt, and the orchestration span it runs under.
+    span: Any = None
+    trace_parent: SpanRef | None = None
 
 
 @dataclass

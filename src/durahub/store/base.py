@@ -66,6 +66,20 @@ class InboxRow:
 
 
 @dataclass
+class StoreGauges:
+    """What the store holds now, for the metrics page."""
+
+    statuses: dict[str, int]  # instances by status name
+    # The least recently updated instance with inbox events ready to run (its age is how long work waits).
+    oldest_ready_us: int | None
+    # The last history event of each stalled instance (its executionStalled event), at most STALLED_SAMPLE.
+    stalled_events: list[bytes]
+
+
+STALLED_SAMPLE = 1000
+
+
+@dataclass
 class TaskRow:
     seq: int
     instance_id: str
@@ -243,6 +257,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def instances_with_status(self, status: int) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def gauges(self, now_us: int) -> StoreGauges: ...
 
     @abc.abstractmethod
     async def list_instance_ids(self, app_id: str, after: str | None, limit: int) -> list[str]:

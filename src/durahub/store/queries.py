@@ -9,7 +9,7 @@ from typing import Any
 
 from durahub.core.apps import app_of, instance_key, key_range
 from durahub.core.state import status_from_name, status_name
-from durahub.store.base import InboxRow, InstanceQuery, InstanceRow, TaskRow
+from durahub.store.base import STALLED_SAMPLE, InboxRow, InstanceQuery, InstanceRow, StoreGauges, TaskRow
 from durahub.store.runner import Conn
 
 ROW_COLUMNS = (
@@ -66,6 +66,20 @@ def future_wakeups(c: Conn, now_us: int) -> list[tuple[str, int]]:
         "SELECT instance_id, MIN(visible_us) FROM inbox WHERE visible_us > ? GROUP BY instance_id", (now_us,)
     )
     return [(r[0], r[1]) for r in rows]
+
+
+def gauges(c: Conn, now_us: int) -> StoreGauges:
+    statuses = {r[0]: r[1] for r in c.execute("SELECT status, COUNT(*) FROM instances GROUP BY status")}
+    oldest = c.execute(
+        "SELECT MIN(i.updated_us) FROM instances i WHERE EXISTS"
+        " (SELECT 1 FROM inbox b WHERE b.instance_id = i.instance_id AND b.visible_us <= ?)", (now_us,)
+    ).fetchone()
+    stalled = c.execute(
+        "SELECT h.payload FROM instances i JOIN history h ON h.instance_id = i.instance_id"
+        " WHERE i.status = 'STALLED' AND h.seq = (SELECT MAX(seq) FROM history WHERE instance_id = i.instance_id)"
+        f" LIMIT {STALLED_SAMPLE}"
+    )
+    return StoreGauges(statuses, oldest[0] if oldest else None, [bytes(r[0]) for r in stalled])
 
 
 def instances_with_status(c: Conn, status: int) -> list[str]:

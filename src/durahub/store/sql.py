@@ -21,6 +21,7 @@ from durahub.store.base import (
     InstanceRow,
     NewInstance,
     Store,
+    StoreGauges,
     TaskRow,
     TurnCommit,
 )
@@ -157,6 +158,9 @@ class SqlStore(Store):
 
     async def future_wakeups(self, now_us: int) -> list[tuple[str, int]]:
         return await self.runner.read(lambda c: q.future_wakeups(c, now_us))
+
+    async def gauges(self, now_us: int) -> StoreGauges:
+        return await self.runner.read(lambda c: q.gauges(c, now_us))
 
     async def instances_with_status(self, status: int) -> list[str]:
         return await self.runner.read(lambda c: q.instances_with_status(c, status))
