@@ -15,7 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field
 
-from durahub.api.extensions import MAX_ID_LENGTH, NO_NUL, AppQuery, Count, InstanceIdPath
+from durahub.api.common import MAX_ID_LENGTH
+from durahub.api.extensions import NO_NUL, AppQuery, Count, InstanceIdPath
 from durahub.engine import Engine
 
 OptionalText = str | None

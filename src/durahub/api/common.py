@@ -11,6 +11,8 @@ from durahub.store.base import InstanceRow
 C = TypeVar("C", bound=type)
 
 MAX_DAPR_ID_LENGTH = 64
+# The longest instance id durahub's own surfaces (gRPC, /durahub/v1) accept.
+MAX_ID_LENGTH = 1024
 _VALID_ID = re.compile(r"^[\w-]+$")  # Unicode letters, digits, underscore and dash
 
 

@@ -15,7 +15,7 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, Field
 
 from durahub import __version__
-from durahub.api.common import workflow_properties
+from durahub.api.common import MAX_ID_LENGTH, workflow_properties
 from durahub.api.errors import EXTENSION_HTTP, lookup
 from durahub.core.state import TERMINAL_STATUSES, status_from_name, status_name
 from durahub.core.time import ts_to_us
@@ -26,7 +26,6 @@ from durahub.store.base import InstanceQuery, InstanceRow
 
 MAX_PAGE = 1000
 MAX_WAIT_SECONDS = 300.0
-MAX_ID_LENGTH = 1024
 
 
 class Status(StrEnum):

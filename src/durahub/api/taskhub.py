@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import empty_pb2
 
+from durahub.api.common import MAX_ID_LENGTH
 from durahub.api.errors import grpc_abort, grpc_errors
 from durahub.core.apps import check_app_id
 from durahub.core.time import ts_to_us, us_to_ts
@@ -35,7 +36,6 @@ log = logging.getLogger("durahub.grpc")
 
 T = TypeVar("T")
 
-MAX_ID_LENGTH = 1024
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 10_000
 

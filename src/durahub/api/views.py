@@ -14,7 +14,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from durahub.api.extensions import APP_ID_PATTERN, MAX_ID_LENGTH, NO_NUL, AppQuery, ErrorBody, InstanceIdPath
+from durahub.api.common import MAX_ID_LENGTH
+from durahub.api.extensions import APP_ID_PATTERN, NO_NUL, AppQuery, ErrorBody, InstanceIdPath
 from durahub.core import views
 from durahub.core.views.instances import InstanceCounter, instance_key
 from durahub.core.views.timeline import DEFAULT_MIN_GAP_US
