@@ -94,8 +94,9 @@ class SharedLeases(LocalLeases):
         # Since when no worker has been connected (None while one is), and whether the leases went with them.
         self._workerless_since: float | None = None
         self._released = False
-        # Apps with tasks held here whose workers have left this engine, since when.
+        # Apps with work held here whose workers have left this engine, since when; and those past the grace.
         self._app_gone_since: dict[str, float] = {}
+        self._apps_let_go: set[str] = set()
         # Set to run a coordination round now (unleased tasks announced for an app with workers here).
         self._wake = asyncio.Event()
 
@@ -196,24 +197,32 @@ class SharedLeases(LocalLeases):
             except Exception:
                 log.exception("event=coordination_failed")
 
+    def _waiting_for_workers(self) -> list[str]:
+        """Instances held here with a turn queued for an app whose workers are gone, within the grace: their
+        leases are kept alive, so that a worker reconnecting in time finds its work still here. (Otherwise an
+        instance's lease is renewed only while its turn is out: queued work of a busy engine may move on.)"""
+        return [k for k in self._scheduler.ready() if k in self._held and app_of(k) in self._app_gone_since
+                and app_of(k) not in self._apps_let_go]
+
     def _let_go_of_apps_gone(self) -> None:
-        """Activities of an app whose workers left this engine (others' remain) past the grace are let go of:
-        no longer renewed, their leases lapse and an engine with that app's workers claims them. (Instances need
-        nothing: their leases are renewed only while a turn is out.)"""
+        """Track apps whose workers left this engine while it holds their work. Past the grace, that work is let
+        go of: activities are no longer renewed (their leases lapse and an engine with that app's workers claims
+        them) and queued instances are no longer kept (`_waiting_for_workers`)."""
         now = time.monotonic()
         connected = set(self._streams.apps())
-        held_apps = {t.app_id for t in self._tasks} - connected
+        held = {t.app_id for t in self._tasks} | {app_of(k) for k in self._scheduler.ready() if k in self._held}
         for app in list(self._app_gone_since):
-            if app not in held_apps:
+            if app in connected or app not in held:
                 del self._app_gone_since[app]
-        for app in held_apps:
+                self._apps_let_go.discard(app)
+        for app in held - connected:
             since = self._app_gone_since.setdefault(app, now)
-            if now - since >= self._config.worker_grace_seconds:
+            if now - since >= self._config.worker_grace_seconds and app not in self._apps_let_go:
+                self._apps_let_go.add(app)
                 dropped = [t for t in self._tasks if t.app_id == app]
                 for task in dropped:
                     self._tasks.drop(task)
-                del self._app_gone_since[app]
-                log.info("event=app_tasks_released app=%s tasks=%d reason=no_workers", app, len(dropped))
+                log.info("event=app_work_released app=%s tasks=%d reason=no_workers", app, len(dropped))
 
     def _workers_gone(self) -> bool:
         """No worker has been connected for the grace period (one reconnecting at once keeps its work)."""
@@ -246,8 +255,11 @@ class SharedLeases(LocalLeases):
         for instance_id in in_flight:
             self._held[instance_id] = until
         self._let_go_of_apps_gone()
-        if in_flight or len(self._tasks):
-            await self._shared.renew_leases(in_flight, self._tasks.seqs(), until)
+        kept = self._waiting_for_workers()
+        for instance_id in kept:
+            self._held[instance_id] = until
+        if in_flight or kept or len(self._tasks):
+            await self._shared.renew_leases(in_flight + kept, self._tasks.seqs(), until)
         if not len(self._streams):
             return  # within the grace: keep what is held, take nothing new
         apps = self._streams.apps()

@@ -136,6 +136,10 @@ class Scheduler:
     def ready_count(self) -> int:
         return len(self._ready)
 
+    def ready(self) -> list[str]:
+        """Instances with a turn queued, not yet taken by a worker."""
+        return list(self._ready)
+
     @property
     def timer_count(self) -> int:
         return len(self._timers)
