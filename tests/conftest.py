@@ -24,6 +24,15 @@ from typing import Any  # noqa: E402
 import dapr.ext.workflow as wf  # noqa: E402
 import pytest  # noqa: E402
 
+# The SDK instruments every gRPC client channel when opentelemetry-instrumentation-grpc is installed (it is, for
+# tests/observability, whose traced app runs in a process of its own). This process's raw stubs stay plain.
+try:
+    from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient  # noqa: E402
+
+    GrpcInstrumentorClient().uninstrument()
+except ImportError:
+    pass
+
 from testsupport import plugin  # noqa: E402
 from testsupport.plugin import track, untrack  # noqa: E402
 from testsupport.sdk import make_client, make_runtime  # noqa: E402
