@@ -72,6 +72,13 @@ class Observer:
                 finally:
                     current_span.reset(token)
 
+    def rerunning(self, instance_id: str, name: str, parent: SpanRef | None) -> Any:
+        """Creating a rerun instance: a context yielding the span its execution runs under (None when
+        untraced). Not a client create, so no create_workflow metric."""
+        if self.tracer is None:
+            return nullcontext()
+        return self.tracer.creating(instance_id, name, parent)
+
     def raising(self, key: str, instance_id: str, event_name: str, parent: SpanRef | None) -> Any:
         if self.tracer is None:
             return nullcontext()
