@@ -133,6 +133,8 @@ class Observer:
         self.metrics.activity_operation(app, request.name, SUCCESS, (now - task.queued_at) * 1000.0)
         self.metrics.activity_payload_ratio.observe((app, self.metrics.namespace, task.workflow_name, request.name),
                                                     request.ByteSize() / self._max_bytes)
+        if task.sent_at:  # sent before to a worker that went away: daprd counts that attempt as recoverable
+            self.metrics.activity_execution(app, request.name, RECOVERABLE, (now - task.sent_at) * 1000.0)
         task.sent_at = now
         if self.tracer is None or not request.HasField("parentTraceContext"):
             return request
