@@ -15,11 +15,12 @@ PAIRS = [
     ("durahub-postgres", "dbos-postgres"),
     ("durahub-postgres-x3", "dbos-postgres"),
     ("durahub-sqlite-full", "temporal"),
+    ("durahub-sqlite-traced", "durahub-sqlite-full"),  # the cost of tracing on (issue 16: under 10%)
 ]
 
 SHORT = {
     "durahub-sqlite-full": "dh-sq-full", "durahub-sqlite-normal": "dh-sq-norm", "durahub-postgres": "dh-pg",
-    "durahub-postgres-x3": "dh-pg-x3",
+    "durahub-postgres-x3": "dh-pg-x3", "durahub-sqlite-traced": "dh-sq-traced",
     "dbos-sqlite": "dbos-sq", "dbos-sqlite-wal": "dbos-wal", "dbos-postgres": "dbos-pg", "temporal": "temporal",
 }
 

@@ -34,6 +34,8 @@ PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 SYSTEMS: list[tuple[str, str, str, list[str]]] = [
     ("durahub-sqlite-full", "durahub", "bench.systems.durahub", ["--db", "sqlite", "--synchronous", "full"]),
     ("durahub-sqlite-normal", "durahub", "bench.systems.durahub", ["--db", "sqlite", "--synchronous", "normal"]),
+    ("durahub-sqlite-traced", "durahub", "bench.systems.durahub",
+     ["--db", "sqlite", "--synchronous", "full", "--tracing"]),
     ("durahub-postgres", "durahub", "bench.systems.durahub", ["--db", "postgres"]),
     ("durahub-postgres-x3", "durahub", "bench.systems.durahub", ["--db", "postgres", "--engines", "3"]),
     ("dbos-sqlite", "dbos", "bench.systems.dbos", ["--db", "sqlite"]),

@@ -1,6 +1,9 @@
 """durahub driver: engine (`python -m durahub serve`), SDK worker (bench.apps.dapr_app) and this client, three processes.
 
-    python -m bench.systems.durahub --db sqlite --synchronous full [--smoke] [--profile DIR]
+    python -m bench.systems.durahub --db sqlite --synchronous full [--smoke] [--profile DIR] [--tracing]
+
+--tracing: the engine exports its spans over OTLP/gRPC (`--otlp-endpoint`) to a counting sink
+(bench.tools.otlp_sink, its own process); the result's `spans_received` is what the sink got.
 
 Runs in the durahub virtualenv (.venv19); prints one BENCH-RESULT line.
 """
@@ -40,7 +43,7 @@ class Deployment:
     """Engine + worker subprocesses on a fresh database."""
 
     def __init__(self, backend: str, synchronous: str, workdir: Path, pg_admin: str,
-                 profile: tuple[Path, str] | None = None, engines: int = 1) -> None:
+                 profile: tuple[Path, str] | None = None, engines: int = 1, tracing: bool = False) -> None:
         self.backend = backend
         self.pg_admin = pg_admin
         self.pg_db: str | None = None
@@ -68,6 +71,18 @@ class Deployment:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.clients: list[wf.DaprWorkflowClient] = []
         self.logs = []
+        self.sink: subprocess.Popen[bytes] | None = None
+        self.sink_count = workdir / "spans-received"
+        tracing_args: list[str] = []
+        if tracing:
+            self.sink = subprocess.Popen(
+                [sys.executable, "-m", "bench.tools.otlp_sink", "--count-file", str(self.sink_count)],
+                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO))
+            assert self.sink.stdout is not None
+            ready = self.sink.stdout.readline().split()
+            if ready[:1] != [b"SINK-READY"]:
+                raise RuntimeError(f"OTLP sink did not start: {ready!r}")
+            tracing_args = ["--otlp-endpoint", f"127.0.0.1:{int(ready[1])}"]
         for n in range(engines):
             grpc_port, http_port = common.free_port(), common.free_port()
             engine_log = open(workdir / f"engine{n}.log", "wb")  # noqa: SIM115
@@ -75,7 +90,8 @@ class Deployment:
             engine = subprocess.Popen(
                 [sys.executable, *(wrap["engine"] if n == 0 else []), *([] if profile and n == 0 else ["-m"]),
                  "durahub", "serve", "--grpc-port", str(grpc_port), "--http-port", str(http_port), "--db", self.db,
-                 "--sqlite-synchronous", synchronous, "--log-level", "warning"],
+                 "--sqlite-synchronous", synchronous, "--log-level", "warning", "--metrics-port", "0",
+                 *tracing_args],
                 stdout=engine_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO))
             self.engines.append(engine)
             common.wait_http(f"http://127.0.0.1:{http_port}/v1.0/healthz", proc=engine)
@@ -101,7 +117,8 @@ class Deployment:
         return pids
 
     def close(self) -> None:
-        for p in (*self.workers, *self.engines):
+        # the sink last: engines flush their pending spans to it as they stop
+        for p in (*self.workers, *self.engines, *([self.sink] if self.sink else [])):
             if p.poll() is None:
                 p.terminate()
                 try:
@@ -114,6 +131,12 @@ class Deployment:
         if self.pg_db:
             with contextlib.suppress(Exception):
                 _psql(self.pg_admin, f"DROP DATABASE IF EXISTS {self.pg_db} WITH (FORCE)")
+
+    def spans_received(self) -> int | None:
+        """After close(): the spans the OTLP sink received (None when not tracing)."""
+        if self.sink is None:
+            return None
+        return int(self.sink_count.read_text()) if self.sink_count.exists() else 0
 
 
 def _metered(dep: Deployment, fn: Any) -> dict[str, Any]:
@@ -133,17 +156,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="", help="directory: also profile engine and worker under yappi")
     p.add_argument("--yappi-site", default="", help="site-packages directory that holds yappi")
     p.add_argument("--engines", type=int, default=1, help="engine processes sharing the database (PostgreSQL)")
+    p.add_argument("--tracing", action="store_true", help="engines export spans over OTLP to a counting sink")
     args = p.parse_args(argv)
     sizes = common.SMOKE_SIZES if args.smoke else common.FULL_SIZES
     backend = "postgres" if args.db == "postgres" else f"sqlite-{args.synchronous}"
     if args.engines > 1:
         backend += f" x{args.engines} engines"
+    if args.tracing:
+        backend += " traced"
     result: dict[str, Any] = {"system": "durahub", "backend": backend, "sizes": sizes}
     selected = {s for s in args.only.split(",") if s} or None
     timeout = 1200
 
     with tempfile.TemporaryDirectory(prefix="durahub-bench-") as tmp:
-        dep = Deployment(args.db, args.synchronous, Path(tmp), args.pg, engines=args.engines)
+        dep = Deployment(args.db, args.synchronous, Path(tmp), args.pg, engines=args.engines, tracing=args.tracing)
         try:
             c = dep.client
             tag = uuid.uuid4().hex[:8]
@@ -238,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             common.run_workloads(result, workloads, selected)
         finally:
             dep.close()
+        if args.tracing:
+            result["spans_received"] = dep.spans_received()
         if args.profile:
             prof = Path(args.profile)
             prof.mkdir(parents=True, exist_ok=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from typing import Any
 
 import dapr.ext.workflow as wf
+import grpc
 import httpx
 import pytest
 
@@ -169,3 +171,48 @@ def test_metrics_port_and_promtool(server_factory: Callable[..., DurahubServer])
                      "dapr_runtime_workflow_activity_operation_count",
                      "dapr_runtime_workflow_activity_execution_count"}
     assert all(line.split()[0] in dapr_counters for line in findings), findings
+
+
+def next_item(call: Any, kind: str) -> Any:
+    """The stream's next work item of `kind` (health pings and other items are skipped)."""
+    for item in call:
+        if item.WhichOneof("request") == kind:
+            return item
+    raise AssertionError(f"the stream ended before a {kind}")
+
+
+@pytest.mark.timeout(120)
+def test_activity_of_a_worker_that_went_away_is_recoverable(server_factory: Callable[..., DurahubServer]) -> None:
+    """As daprd: an activity attempt whose worker vanished counts as `recoverable`, its retry as `success`."""
+    from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
+    from dapr.ext.workflow._durabletask.internal import protos as pb
+
+    srv = server_factory()
+    iid = new_id("vanished")
+    address = f"127.0.0.1:{srv.grpc_port}"
+    # A channel per worker: closing one ends its stream (the SDK's grpc instrumentation hides cancel()).
+    with grpc.insecure_channel(address) as channel:
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        start = pb.CreateInstanceRequest(instanceId=iid, name="raw_wf")
+        start.scheduledStartTimestamp.FromMicroseconds(int(time.time() * 1e6))  # now: StartInstance returns at once
+        stub.StartInstance(start, timeout=10)
+        first = stub.GetWorkItems(pb.GetWorkItemsRequest())
+        turn = next_item(first, "workflowRequest")
+        answer = pb.WorkflowResponse(instanceId=iid, completionToken=turn.completionToken)
+        answer.actions.add(id=1).scheduleTask.name = "act"
+        stub.CompleteOrchestratorTask(answer, timeout=10)
+        next_item(first, "activityRequest")
+    # the first worker has gone away holding the activity
+    with grpc.insecure_channel(address) as channel:
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        item = next_item(stub.GetWorkItems(pb.GetWorkItemsRequest()), "activityRequest")
+        done = pb.ActivityResponse(instanceId=iid, taskId=item.activityRequest.taskId,
+                                   completionToken=item.completionToken)
+        done.result.value = "1"
+        stub.CompleteActivityTask(done, timeout=10)
+    found = samples(scrape(f"{srv.http_url}/metrics"))
+    act = "dapr_runtime_workflow_activity_execution_count"
+    base = {"app_id": "durahub", "namespace": "", "activity_name": "act"}
+    assert value(found, act, **base, status="recoverable") == 1
+    assert value(found, act, **base, status="success") == 1
+    assert value(found, "dapr_runtime_workflow_activity_operation_count", **base, status="success") == 2

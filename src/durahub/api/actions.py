@@ -12,10 +12,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, Field
 
-from durahub.api.common import MAX_ID_LENGTH
+from durahub.api.common import MAX_ID_LENGTH, trace_caller
 from durahub.api.extensions import NO_NUL, AppQuery, Count, InstanceIdPath
 from durahub.engine import Engine
 
@@ -72,10 +72,11 @@ def action_routes(engine: Engine, errors: dict[int | str, dict[str, Any]], endpo
     router = APIRouter(responses=errors)
 
     @router.post("/instances", response_model=Started, status_code=202, summary="Start an instance")
-    async def start(body: StartRequest, app_id: AppQuery = None) -> Started:
+    async def start(body: StartRequest, request: Request, app_id: AppQuery = None) -> Started:
         instance_id = body.instance_id or str(uuid.uuid4())
         scheduled = _us(body.start_at) if body.start_at is not None else None
-        await engine.start_instance(instance_id, body.workflow_name, body.input, scheduled, app=app_id or endpoint_app)
+        await engine.start_instance(instance_id, body.workflow_name, body.input, scheduled, app=app_id or endpoint_app,
+                                    trace_parent=trace_caller(request.headers))
         return Started(instance_id=instance_id)
 
     @router.post("/instances/{instance_id}/raise", response_model=Accepted, status_code=202,

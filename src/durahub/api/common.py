@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TypeVar
 
+from durahub.core.tracing import SpanRef, parse_traceparent
 from durahub.protos import pb
 from durahub.store.base import InstanceRow
 
@@ -27,6 +29,12 @@ def dapr_id_error(instance_id: str) -> tuple[str, str] | None:
             f"workflow instance ID '{instance_id}' is invalid: only alphanumeric and underscore characters are allowed"
         )
     return None
+
+
+def trace_caller(headers: Mapping[str, str]) -> SpanRef | None:
+    """The caller's span from W3C `traceparent`/`tracestate` HTTP headers or gRPC metadata."""
+    traceparent = headers.get("traceparent")
+    return parse_traceparent(traceparent, headers.get("tracestate", "")) if traceparent else None
 
 
 def workflow_properties(row: InstanceRow) -> dict[str, str]:

@@ -15,7 +15,7 @@ from dapr.proto.runtime.v1 import dapr_pb2_grpc
 from dapr.proto.runtime.v1 import workflow_pb2 as wpb
 from google.protobuf import empty_pb2
 
-from durahub.api.common import dapr_id_error, workflow_properties
+from durahub.api.common import dapr_id_error, trace_caller, workflow_properties
 from durahub.api.errors import grpc_errors
 from durahub.core.apps import check_app_id
 from durahub.core.state import status_name
@@ -68,7 +68,8 @@ class DaprWorkflowService(dapr_pb2_grpc.DaprServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "workflow input must be UTF-8 text")
         try:
             await self.engine.start_instance(instance_id, request.workflow_name, input, scheduled_us,
-                                             app=self._app(request))
+                                             app=self._app(request),
+                                             trace_parent=trace_caller(dict(context.invocation_metadata() or ())))
         except InstanceExists as exc:
             await context.abort(
                 grpc.StatusCode.ALREADY_EXISTS,

@@ -9,6 +9,7 @@ from durahub.core.outcome import ActivityTask, ChildStart, TimerTask, execution_
 from durahub.core.propagation import Propagation, scope_of
 from durahub.core.state import InstanceState
 from durahub.core.time import is_never, ts_to_us, us_to_ts
+from durahub.core.tracing import SpanRef, stamp_start
 from durahub.errors import RerunInvalid, RerunNotAllowed, RerunTargetNotFound
 from durahub.protos import pb
 
@@ -36,9 +37,12 @@ def build_rerun(
     now_us: int,
     new_child_id: str = "",
     app_id: str = "",
+    trace_parent: SpanRef | None = None,
 ) -> RerunPlan:
-    """The rerun of a finished instance of app `app_id` as instance `new_id` of the same app."""
-    events = _history_up_to(history, source_id, event_id, new_id, new_execution_id, input, overwrite_input)
+    """The rerun of a finished instance of app `app_id` as instance `new_id` of the same app. `trace_parent`:
+    the span the rerun's execution runs under (None: untraced)."""
+    events = _history_up_to(history, source_id, event_id, new_id, new_execution_id, input, overwrite_input,
+                            trace_parent)
     target = events[-1]
     state = InstanceState(instance_id=new_id, app_id=app_id)
     for ev in events:
@@ -56,7 +60,7 @@ def build_rerun(
 
 def _history_up_to(
     history: list[pb.HistoryEvent], source_id: str, event_id: int, new_id: str, new_execution_id: str,
-    input: str | None, overwrite_input: bool,
+    input: str | None, overwrite_input: bool, trace_parent: SpanRef | None,
 ) -> list[pb.HistoryEvent]:
     """A copy of the history up to the rerun event, for the new instance, the event marked as rerun."""
     index = next(
@@ -73,6 +77,10 @@ def _history_up_to(
             es = ev.executionStarted
             es.workflowInstance.instanceId = new_id
             es.workflowInstance.executionId.value = new_execution_id
+            # A new execution: not a second run of the source's orchestration span, nor part of its trace.
+            es.ClearField("parentTraceContext")
+            es.ClearField("workflowSpanID")
+            stamp_start(ev, trace_parent)
         events.append(ev)
     target = events[-1]
     body = getattr(target, target.WhichOneof("eventType") or "")

@@ -247,8 +247,9 @@ class Instances:
         if history is None:
             raise InstanceNotFound(source_id)
         now = self._clock.now_us()
-        plan = build_rerun(history, source_plain, event_id, target_plain, new_id(), input, overwrite_input, now,
-                           new_child_id, app_id=app_id)
+        with self._observer.rerunning(target_plain, row.name, None) as span:
+            plan = build_rerun(history, source_plain, event_id, target_plain, new_id(), input, overwrite_input, now,
+                               new_child_id, app_id=app_id, trace_parent=span)
         new = NewInstance(instance_id=target, name=plan.state.name, created_us=now, input=plan.state.input,
                           start_event=b"")
         try:

@@ -72,6 +72,13 @@ class Observer:
                 finally:
                     current_span.reset(token)
 
+    def rerunning(self, instance_id: str, name: str, parent: SpanRef | None) -> Any:
+        """Creating a rerun instance: a context yielding the span its execution runs under (None when
+        untraced). Not a client create, so no create_workflow metric."""
+        if self.tracer is None:
+            return nullcontext()
+        return self.tracer.creating(instance_id, name, parent)
+
     def raising(self, key: str, instance_id: str, event_name: str, parent: SpanRef | None) -> Any:
         if self.tracer is None:
             return nullcontext()
@@ -126,6 +133,8 @@ class Observer:
         self.metrics.activity_operation(app, request.name, SUCCESS, (now - task.queued_at) * 1000.0)
         self.metrics.activity_payload_ratio.observe((app, self.metrics.namespace, task.workflow_name, request.name),
                                                     request.ByteSize() / self._max_bytes)
+        if task.sent_at:  # sent before to a worker that went away: daprd counts that attempt as recoverable
+            self.metrics.activity_execution(app, request.name, RECOVERABLE, (now - task.sent_at) * 1000.0)
         task.sent_at = now
         if self.tracer is None or not request.HasField("parentTraceContext"):
             return request
