@@ -80,11 +80,14 @@ main.add_command(workflow, name="wf")
 @click.option("--time-skipping", envvar="DURAHUB_TIME_SKIPPING", is_flag=True, default=False,
               help="Demos and tests: while someone waits for a workflow and the engine is idle, skip to the next"
               " timer (a 24 h timeout fires at once); a wait nothing can end fails, naming what it waits on.")
+@click.option("--no-dashboard", is_flag=True, envvar="DURAHUB_NO_DASHBOARD",
+              help="Do not serve the web dashboard (http://HOST:HTTP_PORT/dashboard/).")
 @click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
 def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_message_bytes: int,
           sqlite_synchronous: str, health_ping_seconds: float, lease_seconds: float, worker_grace_seconds: float,
           api_token: str | None, retention_any_terminal: timedelta | None, retention_completed: timedelta | None,
           retention_failed: timedelta | None, retention_terminated: timedelta | None, time_skipping: bool,
+          no_dashboard: bool,
           log_level: str) -> None:
     """Run the engine: gRPC (TaskHubSidecarService) and HTTP (Dapr health/metadata)."""
     setup_logging(log_level)
@@ -94,7 +97,8 @@ def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_m
                     worker_grace_seconds=worker_grace_seconds, log_level=log_level,
                     api_token=api_token or None, retention_any_terminal=retention_any_terminal,
                     retention_completed=retention_completed, retention_failed=retention_failed,
-                    retention_terminated=retention_terminated, time_skipping=time_skipping)
+                    retention_terminated=retention_terminated, time_skipping=time_skipping,
+                    dashboard=not no_dashboard)
     from durahub.server import Server
 
     try:

@@ -45,6 +45,8 @@ class Config:
     retention_terminated: timedelta | None = None
     # A virtual clock that skips to the next timer while someone waits and the engine is idle (tests, demos).
     time_skipping: bool = False
+    # The web dashboard at /dashboard/ on the HTTP port (`--no-dashboard` turns it off).
+    dashboard: bool = True
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
