@@ -366,4 +366,4 @@ def test_api_token_is_asked_for_and_sent(server_factory: Callable[..., DurahubSe
                .status_code == 404, timeout=30)
     api_calls = [r for r in watch.requests if "/durahub/v1/" in r.url]
     assert api_calls and all(r.headers.get("dapr-api-token") == "s3cret" for r in api_calls)
-    assert any(r.method == "POST" and r.url.endswith("/purge") for r in api_calls)
+    assert any(r.method == "POST" and "/instances/tok-1/purge" in r.url for r in api_calls)

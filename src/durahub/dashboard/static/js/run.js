@@ -16,7 +16,9 @@ import { navigate, notify } from "./nav.js";
 import { drawTimeline } from "./timeline.js";
 
 const SCHEDULING = new Set(["taskScheduled", "timerCreated", "childWorkflowInstanceCreated"]);
-const HIDDEN = new Set(["orchestratorStarted", "orchestratorCompleted"]);
+// Turn boundaries (the protocol's newer names and the older ones): counted, not listed.
+const TURN_STARTS = new Set(["workflowStarted", "orchestratorStarted"]);
+const HIDDEN = new Set([...TURN_STARTS, "workflowCompleted", "orchestratorCompleted"]);
 
 function section(title, key, open = true) {
   const body = h("div", { class: "body" });
@@ -30,7 +32,7 @@ export function groupHistory(history) {
   const byScheduled = new Map();
   let turn = 0;
   for (const ev of history) {
-    if (ev.kind === "orchestratorStarted") turn += 1;
+    if (TURN_STARTS.has(ev.kind)) turn += 1;
     if (HIDDEN.has(ev.kind)) continue;
     const d = ev.details || {};
     const ref = d.taskScheduledId ?? d.timerId;
