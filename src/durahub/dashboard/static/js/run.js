@@ -208,8 +208,7 @@ export async function runPage(main, instanceId, appId) {
       canRerun ? h("button", { type: "button", on: { click: () => act(rerunAction, node.event_id) } }, "Rerun from here") : null);
   }
 
-  async function renderGraph() {
-    const [json, svgText] = await Promise.all([get(`${base}/graph`, params), getText(`${base}/graph`, { ...params, format: "svg" }, "image/svg+xml")]);
+  function renderGraph(json, svgText) {
     graphJson = json;
     const svg = importSvg(svgText);
     if (svg) wireNodes(svg, showStep);
@@ -253,15 +252,30 @@ export async function runPage(main, instanceId, appId) {
             finished && SCHEDULING.has(g.first.kind)
               ? [" ", h("button", { type: "button", on: { click: (e) => { e.preventDefault(); act(rerunAction, g.first.event_id); } } }, "Rerun from this event")]
               : null),
-          g.events.map((ev) => h("div", {}, h("span", { class: "muted" }, `${ev.kind} · `), time(ev.timestamp),
-            h("pre", { class: "json" }, pretty(JSON.stringify(ev.details))))));
+          open.has(g.key) ? groupEvents(g) : null);
       }));
+    // An event's details are drawn when its row is first opened: a long history stays quick to show.
+    for (const d of history.body.querySelectorAll("details.history-group")) {
+      d.addEventListener("toggle", () => {
+        if (d.open && d.childElementCount === 1) d.append(...groupEvents(groups.find((g) => g.key === d.dataset.key)));
+      });
+    }
+  }
+
+  function groupEvents(g) {
+    return g.events.map((ev) => h("div", {}, h("span", { class: "muted" }, `${ev.kind} · `), time(ev.timestamp),
+      h("pre", { class: "json" }, pretty(JSON.stringify(ev.details)))));
   }
 
   async function load() {
     if (gone) return;
     const y = window.scrollY;
     const openPayloads = new Set([...io.body.querySelectorAll("details:not([open])")].map((d) => d.dataset.key));
+    // Everything at once; the instance decides whether the rest is shown.
+    const views = Promise.all([get(`${base}/summary`, params), get(`${base}/timeline`, params),
+                               get(`${base}/tree`, params), get(`${base}/graph`, params),
+                               getText(`${base}/graph`, { ...params, format: "svg" }, "image/svg+xml")]);
+    views.catch(() => {}); // a purged instance's views fail too: reported through the instance's own 404
     try {
       inst = await get(base, params);
     } catch (err) {
@@ -278,11 +292,11 @@ export async function runPage(main, instanceId, appId) {
     renderPayloads();
     for (const d of io.body.querySelectorAll("details")) if (openPayloads.has(d.dataset.key)) d.open = false;
     renderHistory();
-    const [sum, tl, root] = await Promise.all([get(`${base}/summary`, params), get(`${base}/timeline`, params), get(`${base}/tree`, params)]);
+    const [sum, tl, root, graphData, svgText] = await views;
     renderSummary(sum);
     renderTimeline(tl);
     renderTree(root);
-    await renderGraph();
+    renderGraph(graphData, svgText);
     window.scrollTo(0, y);
     main.dataset.loaded = String(Number(main.dataset.loaded || 0) + 1);
   }
