@@ -87,12 +87,15 @@ main.add_command(workflow, name="wf")
                    "OTEL_EXPORTER_OTLP_ENDPOINT, else no tracing).")
 @click.option("--zipkin-endpoint", envvar="DURAHUB_ZIPKIN_ENDPOINT", default=None, metavar="URL",
               help="Export traces to Zipkin, e.g. http://localhost:9411/api/v2/spans (needs durahub[otel]).")
+@click.option("--no-dashboard", is_flag=True, envvar="DURAHUB_NO_DASHBOARD",
+              help="Do not serve the web dashboard (http://HOST:HTTP_PORT/dashboard/).")
 @click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
 def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_message_bytes: int,
           sqlite_synchronous: str, health_ping_seconds: float, lease_seconds: float, worker_grace_seconds: float,
           api_token: str | None, retention_any_terminal: timedelta | None, retention_completed: timedelta | None,
           retention_failed: timedelta | None, retention_terminated: timedelta | None, time_skipping: bool,
-          metrics_port: int, otlp_endpoint: str | None, zipkin_endpoint: str | None, log_level: str) -> None:
+          metrics_port: int, otlp_endpoint: str | None, zipkin_endpoint: str | None, no_dashboard: bool,
+          log_level: str) -> None:
     """Run the engine: gRPC (TaskHubSidecarService) and HTTP (Dapr health/metadata)."""
     setup_logging(log_level)
     config = Config(host=host, grpc_port=grpc_port, http_port=http_port, db=db, app_id=app_id,
@@ -102,7 +105,7 @@ def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_m
                     api_token=api_token or None, retention_any_terminal=retention_any_terminal,
                     retention_completed=retention_completed, retention_failed=retention_failed,
                     retention_terminated=retention_terminated, time_skipping=time_skipping, metrics_port=metrics_port,
-                    otlp_endpoint=otlp_endpoint, zipkin_endpoint=zipkin_endpoint)
+                    otlp_endpoint=otlp_endpoint, zipkin_endpoint=zipkin_endpoint, dashboard=not no_dashboard)
     from durahub.server import Server
 
     try:

@@ -52,6 +52,8 @@ class Config:
     # OTEL_EXPORTER_OTLP_ENDPOINT works too) and/or a Zipkin endpoint. None of them: no tracing.
     otlp_endpoint: str | None = None
     zipkin_endpoint: str | None = None
+    # The web dashboard at /dashboard/ on the HTTP port (`--no-dashboard` turns it off).
+    dashboard: bool = True
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:

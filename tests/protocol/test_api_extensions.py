@@ -89,7 +89,8 @@ def test_schema_fuzz_no_5xx_and_responses_match_schema(server: DurahubServer) ->
     """Every operation of the OpenAPI schema, with generated valid and invalid inputs: never a 5xx, and every
     response (status, headers, body) conforms to the schema."""
     schema = schemathesis.openapi.from_url(f"{server.http_url}{API}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # The change stream never ends by itself: it has its own tests (test_live_api.py).
+    operations = [op for op in (result.ok() for result in schema.get_all_operations()) if op.path != "/stream"]
     assert len(operations) >= 6
     for operation in operations:
 

@@ -1,10 +1,12 @@
-"""API token checks (`dapr-api-token`), for gRPC and HTTP alike. Health endpoints stay open."""
+"""API token checks (`dapr-api-token`), for gRPC and HTTP alike. Health endpoints and the dashboard's static
+page (which asks for the token and sends it with each API call) stay open."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 import grpc
 from starlette.responses import JSONResponse
@@ -12,6 +14,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 TOKEN_HEADER = "dapr-api-token"
 OPEN_HTTP_PATHS = ("/v1.0/healthz", "/v1.0/healthz/outbound")
+# Browsers' EventSource cannot send headers: this route alone also takes the token as `?token=`.
+TOKEN_QUERY_PATHS = ("/durahub/v1/stream",)
 
 
 def token_matches(expected: str, given: str | None) -> bool:
@@ -55,9 +59,12 @@ class HttpTokenMiddleware:
         self.token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in OPEN_HTTP_PATHS:
+        if scope["type"] == "http" and scope["path"] not in OPEN_HTTP_PATHS and not _open_page(scope["path"]):
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            if not token_matches(self.token, headers.get(TOKEN_HEADER)):
+            given = headers.get(TOKEN_HEADER)
+            if given is None and scope["path"] in TOKEN_QUERY_PATHS:
+                given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]
+            if not token_matches(self.token, given):
                 response = JSONResponse(
                     {"errorCode": "ERR_UNAUTHORIZED", "message": f"missing or invalid '{TOKEN_HEADER}' header"},
                     status_code=401,
@@ -65,3 +72,7 @@ class HttpTokenMiddleware:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _open_page(path: str) -> bool:
+    return path == "/dashboard" or path.startswith("/dashboard/")

@@ -342,4 +342,7 @@ def create_extensions_app(engine: Engine, own_app: str | None = None, apps: AppE
     from durahub.api.actions import action_routes  # it builds on this module's models
 
     app.include_router(action_routes(engine, ERRORS, endpoint_app))
+    from durahub.api.live import live_router  # it builds on this module's models
+
+    app.include_router(live_router(engine))
     return app

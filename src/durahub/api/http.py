@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -19,6 +20,7 @@ from durahub import __version__
 from durahub.api.common import dapr_id_error, workflow_properties
 from durahub.api.errors import DAPR_HTTP, lookup
 from durahub.api.extensions import AppEndpoints, create_extensions_app
+from durahub.api.guard import BrowserGuard
 from durahub.core.apps import check_app_id
 from durahub.core.state import status_name
 from durahub.core.time import us_to_ts
@@ -224,7 +226,12 @@ def create_app(engine: Engine, app_id: str | None = None, apps: AppEndpoints | N
         for suffix, handler in operations.items():
             routes.append(_prefixed(Route(f"{base}/{{instance_id}}/{suffix}", handler, methods=["POST"]), prefix))
     routes.append(Mount("/durahub/v1", app=create_extensions_app(engine, h.app_id, apps)))
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, DurahubError: durahub_error})
+    if engine.config.dashboard:
+        from durahub.dashboard import dashboard_app
+
+        routes.append(Mount("/dashboard", app=dashboard_app(token_required=engine.config.api_token is not None)))
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, DurahubError: durahub_error},
+                     middleware=[Middleware(BrowserGuard, bound_host=engine.config.host)])
 
 
 async def durahub_error(request: Request, exc: Exception) -> Response:

@@ -138,6 +138,7 @@ class Engine:
         self._tasks.drop_instance(instance_id, keep_generation=None)
         if instance_id in self._scheduler.turns:
             self._scheduler.stale.add(instance_id)
+        self._waiters.announce(instance_id)  # a child created, an instance purged: the change feed hears of it
 
     # -- worker streams -------------------------------------------------------------------------------
 
@@ -211,6 +212,11 @@ class Engine:
 
     def workers(self) -> list[Stream]:
         return self._streams.all()
+
+    def on_change(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call `listener(instance key)` after each change of any instance (also those other engines sharing the
+        database announce); returns what unsubscribes it."""
+        return self._waiters.listen(listener)
 
     # -- client operations ----------------------------------------------------------------------------
     # Instances are named by (instance id, app); `app` None is the engine's own app (`config.app_id`).

@@ -15,13 +15,32 @@ class Waiters:
     def __init__(self, read: Callable[[str], Awaitable[InstanceRow | None]]) -> None:
         self._read = read
         self._waiting: dict[str, list[tuple[Predicate, asyncio.Future[InstanceRow | None]]]] = {}
+        # Told the key of every instance that changed (the dashboard's change feed); only while subscribed.
+        self._listeners: list[Callable[[str], None]] = []
 
     def __contains__(self, instance_id: str) -> bool:
-        return instance_id in self._waiting
+        """Whether anyone wants to hear of the instance's next commit."""
+        return instance_id in self._waiting or bool(self._listeners)
+
+    def listen(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call `listener(key)` after every change of any instance; returns what unsubscribes it."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def announce(self, instance_id: str) -> None:
+        """Tell the listeners the instance changed (also: was created or purged)."""
+        for listener in self._listeners:
+            listener(instance_id)
 
     def notify(self, instance_id: str, row: InstanceRow | None = None) -> None:
         """Wake the instance's waiters. With the committed row in hand, only those it satisfies (they get the
         row and need not read it back); without, all of them, to read it."""
+        self.announce(instance_id)
         waiters = self._waiting.get(instance_id)
         if not waiters:
             return

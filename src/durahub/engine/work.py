@@ -77,6 +77,7 @@ class Stream:
     app_id: str = ""
     outstanding: set[str] = field(default_factory=set)
     closed: bool = False
+    connected_us: int = field(default_factory=now_us)
     # The task serving this stream, so shutdown can end it at once instead of waiting out a grace period.
     task: asyncio.Task[Any] | None = None
 
