@@ -15,6 +15,7 @@ from durahub import __version__
 from durahub.cli_workflow import workflow
 from durahub.config import Config
 from durahub.core.retention import parse_duration
+from durahub.errors import DurahubError
 
 if TYPE_CHECKING:  # imported when serving: `durahub workflow` starts without loading the server's stack
     from durahub.server import Server
@@ -110,8 +111,9 @@ def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_m
 
     try:
         asyncio.run(_serve(Server(config)))
-    except (RuntimeError, OSError) as exc:
-        # Start-up problems (port taken, database newer than this version, ...) are the operator's to fix.
+    except (RuntimeError, OSError, DurahubError) as exc:
+        # Start-up problems (port taken, database newer than this version, an invalid app id, ...) are the
+        # operator's to fix.
         logging.getLogger("durahub.server").error("event=start_failed error=%s", exc)
         raise SystemExit(1) from None
 

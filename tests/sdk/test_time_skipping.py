@@ -12,11 +12,13 @@ import dapr.ext.workflow as wf
 import grpc
 import pytest
 
+from testsupport.databases import BACKEND
 from testsupport.plugin import track, untrack
 from testsupport.sdk import new_id
 from testsupport.server import DurahubServer
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("runtime")]
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("runtime"),
+              pytest.mark.skipif(BACKEND == "postgres", reason="time skipping runs on a SQLite store only")]
 
 DAY = timedelta(days=1)
 

@@ -62,7 +62,7 @@ class Engine:
         store.owner = self.owner
         # Time skipping (tests, demos) runs on a virtual clock; one process's SQLite store only.
         if config.time_skipping and isinstance(store, SharedStore):
-            raise ValueError("time skipping runs on a SQLite store, not on a shared PostgreSQL database")
+            raise RuntimeError("time skipping runs on a SQLite store, not on a shared PostgreSQL database")
         self.clock = VirtualClock() if config.time_skipping else Clock()
         self._tasks = ActivityTable()
         self._cache = StateCache(store)
