@@ -84,8 +84,7 @@ def default_app_id(command: list[str]) -> str:
     `--app-id` differ from each other and keep their id across restarts: `python3 multi-app1.py` ->
     `multi-app1`, `uvicorn examples.management_api.app:app` -> `examples-management_api-app-app`."""
     launchers = {"python", "python3", "uvicorn", "gunicorn", "hypercorn", "fastapi", "flask"}
-    words = iter(command)
-    for word in words:
+    for word in command:
         base = os.path.basename(word)
         if word == "-c":
             break  # inline code names nothing

@@ -246,9 +246,9 @@ def create_extensions_app(engine: Engine, own_app: str | None = None, apps: AppE
     @app.get("/apps", response_model=list[App], summary="The apps this engine serves, with their workers")
     async def list_apps() -> list[App]:
         ports = apps.app_ports() if apps is not None else {}
-        known = {str(a["app_id"]): a for a in engine.apps()}
-        return [App(app_id=name, workers=int(str(known.get(name, {}).get("workers", 0))),
-                    queued=int(str(known.get(name, {}).get("queued", 0))),
+        known = {a.app_id: a for a in engine.apps()}
+        return [App(app_id=name, workers=known[name].workers if name in known else 0,
+                    queued=known[name].queued if name in known else 0,
                     grpc_port=ports.get(name, (None, None))[0], http_port=ports.get(name, (None, None))[1])
                 for name in sorted({*known, *ports})]
 

@@ -104,7 +104,7 @@ class DaprWorkflowHandlers:
                 "actors": [],
                 "components": [],
                 # Dapr's extended metadata is string to string: the apps this engine serves, comma-separated.
-                "extended": {"durahub.apps": ",".join(str(a["app_id"]) for a in self.engine.apps())},
+                "extended": {"durahub.apps": ",".join(a.app_id for a in self.engine.apps())},
                 "workflows": {"connectedWorkers": self.engine.workers_of(self.app_id)},
             }
         )

@@ -191,12 +191,11 @@ class Engine:
     async def complete_activity_task(self, response: pb.ActivityResponse, app: str | None = None) -> None:
         await self._activities.complete(response, self._app(app))
 
-    def apps(self) -> list[dict[str, object]]:
+    def apps(self) -> list[AppInfo]:
         """The apps this engine knows of right now: its own, those with workers, those with work queued."""
         queued = self._scheduler.queued()
         names = {self.config.app_id, *self._streams.apps(), *queued}
-        return [{"app_id": app, "workers": self._streams.count(app), "queued": queued.get(app, 0)}
-                for app in sorted(names)]
+        return [AppInfo(app, self._streams.count(app), queued.get(app, 0)) for app in sorted(names)]
 
     async def metrics_exposition(self) -> str:
         """The `/metrics` page (Prometheus text format)."""
@@ -295,6 +294,13 @@ class Engine:
         if q.parent_id is not None:
             q.parent_id = instance_key(q.parent_app_id or q.app_id or self.config.app_id, q.parent_id)
         return q
+
+
+@dataclasses.dataclass
+class AppInfo:
+    app_id: str
+    workers: int  # connected to this engine
+    queued: int  # turns and activities waiting for one of its workers
 
 
 def public_row(row: InstanceRow | None) -> InstanceRow | None:
