@@ -15,7 +15,8 @@
 # Missing virtualenvs are created. Extra arguments are passed to every pytest run, e.g.
 #   scripts/test.sh -k approval -x
 # Environment: PYTHON (interpreter used to create venvs, default python3.11 or python3),
-#   SKIP_V18=1 / SKIP_V19=1 / SKIP_V16=1 / SKIP_PG=1 to skip a pass, SKIP_RUFF=1, SKIP_MYPY=1.
+#   SKIP_V18=1 / SKIP_V19=1 / SKIP_V16=1 / SKIP_PG=1 to skip a pass, SKIP_RUFF=1, SKIP_MYPY=1, SERIAL=1 to run
+#   the passes one after another instead of in two parallel lanes.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -96,42 +97,95 @@ if [[ "${SKIP_MYPY:-0}" != 1 ]]; then
     fi
 fi
 
-if [[ "${SKIP_V19:-0}" != 1 ]]; then
+# The passes run in two lanes at once (most of a pass is waiting on workflows, not CPU): lane 1 streams the
+# SDK 1.19 pass and then the DaprClient 1.16 one; lane 2 runs the PostgreSQL pass and then the SDK 1.18.3 one
+# with its output kept in a file and printed when lane 1 is done. Only lane 1 may use daprd's default ports
+# (DURAHUB_TEST_DEFAULT_PORTS=0 in lane 2). SERIAL=1 runs everything in one lane, in order.
+LANE2_LOG="$(mktemp "${TMPDIR:-/tmp}/durahub-lane2.XXXXXX")"
+LANE2_RESULTS="$LANE2_LOG.results"
+LANE1_RESULTS="$LANE2_LOG.lane1"
+
+pass_19() {
     log "pytest with SDK 1.19 ($V19)"
     if env -u DURAHUB_SERVER_PYTHON "$V19/bin/python" -m pytest -p no:cacheprovider "$@"; then
-        results+=("pytest (SDK 1.19): ok")
+        echo "pytest (SDK 1.19): ok" >> "$RESULTS"
     else
-        results+=("pytest (SDK 1.19): FAILED"); status=1
+        echo "pytest (SDK 1.19): FAILED" >> "$RESULTS"
     fi
-fi
+}
 
-if [[ "${SKIP_V18:-0}" != 1 ]]; then
+pass_18() {
     log "pytest with SDK 1.18.3 ($V18), server on $V19/bin/python"
     if DURAHUB_SERVER_PYTHON="$V19/bin/python" "$V18/bin/python" -m pytest -p no:cacheprovider "$@"; then
-        results+=("pytest (SDK 1.18.3): ok")
+        echo "pytest (SDK 1.18.3): ok" >> "$RESULTS"
     else
-        results+=("pytest (SDK 1.18.3): FAILED"); status=1
+        echo "pytest (SDK 1.18.3): FAILED" >> "$RESULTS"
     fi
-fi
+}
 
-if [[ "${SKIP_PG:-0}" != 1 ]]; then
+pass_pg() {
     log "pytest with SDK 1.19 ($V19), every server on PostgreSQL"
-    if env -u DURAHUB_SERVER_PYTHON DURAHUB_TEST_BACKEND=postgres "$V19/bin/python" -m pytest -p no:cacheprovider tests "$@"; then
-        results+=("pytest (SDK 1.19, PostgreSQL): ok")
+    if env -u DURAHUB_SERVER_PYTHON DURAHUB_TEST_BACKEND=postgres "$V19/bin/python" -m pytest -p no:cacheprovider \
+        tests "$@"; then
+        echo "pytest (SDK 1.19, PostgreSQL): ok" >> "$RESULTS"
     else
-        results+=("pytest (SDK 1.19, PostgreSQL): FAILED"); status=1
+        echo "pytest (SDK 1.19, PostgreSQL): FAILED" >> "$RESULTS"
     fi
-fi
+}
 
-if [[ "${SKIP_V16:-0}" != 1 ]]; then
+pass_16() {
     log "Dapr runtime API with DaprClient 1.16 ($V16), server on $V19/bin/python"
     if DURAHUB_SERVER_PYTHON="$V19/bin/python" "$V16/bin/python" -m pytest -p no:cacheprovider \
         tests/protocol/test_dapr_runtime_api.py "$@"; then
-        results+=("pytest (DaprClient 1.16 runtime API): ok")
+        echo "pytest (DaprClient 1.16 runtime API): ok" >> "$RESULTS"
     else
-        results+=("pytest (DaprClient 1.16 runtime API): FAILED"); status=1
+        echo "pytest (DaprClient 1.16 runtime API): FAILED" >> "$RESULTS"
     fi
+}
+
+lane1() {
+    [[ "${SKIP_V19:-0}" == 1 ]] || pass_19 "$@"
+    [[ "${SKIP_V16:-0}" == 1 ]] || pass_16 "$@"
+}
+
+lane2() {
+    [[ "${SKIP_PG:-0}" == 1 ]] || pass_pg "$@"
+    [[ "${SKIP_V18:-0}" == 1 ]] || pass_18 "$@"
+}
+
+kill_tree() {  # a process and everything under it (lane 2 shares our process group, so a group signal reaches it too)
+    local child
+    for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+    kill "$1" 2>/dev/null
+}
+
+: > "$LANE1_RESULTS"; : > "$LANE2_RESULTS"
+if [[ "${SERIAL:-0}" == 1 ]]; then
+    RESULTS="$LANE1_RESULTS" lane1 "$@"
+    RESULTS="$LANE2_RESULTS" lane2 "$@"
+else
+    ( RESULTS="$LANE2_RESULTS" DURAHUB_TEST_DEFAULT_PORTS=0 lane2 "$@" ) > "$LANE2_LOG" 2>&1 &
+    lane2_pid=$!
+    trap 'kill_tree "$lane2_pid"' EXIT
+    trap 'exit 130' INT TERM
+    RESULTS="$LANE1_RESULTS" lane1 "$@"
+    log "waiting for lane 2 (the PostgreSQL and SDK 1.18.3 passes)"
+    wait "$lane2_pid"
+    trap - EXIT
+    log "lane 2's output"
+    cat "$LANE2_LOG"
 fi
+while IFS= read -r line; do
+    results+=("$line")
+    [[ "$line" == *": ok" ]] || status=1
+done < <(cat "$LANE1_RESULTS" "$LANE2_RESULTS")
+# A pass that was cut off (a killed lane) leaves no line: count them.
+expected=0
+for skip in "${SKIP_V19:-0}" "${SKIP_V16:-0}" "${SKIP_PG:-0}" "${SKIP_V18:-0}"; do [[ "$skip" == 1 ]] || ((expected++)); done
+if (( $(cat "$LANE1_RESULTS" "$LANE2_RESULTS" | wc -l) != expected )); then
+    results+=("pytest: a pass did not finish"); status=1
+fi
+rm -f "$LANE2_LOG" "$LANE1_RESULTS" "$LANE2_RESULTS"
 
 log "summary"
 printf '  %s\n' "${results[@]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -18,6 +19,23 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def skip_unless_default_ports_are_ours(*ports: int) -> None:
+    """Tests that run the README's commands as written need daprd's default ports. scripts/test.sh runs its
+    passes in two parallel lanes and gives those ports to the first lane only (DURAHUB_TEST_DEFAULT_PORTS=0 in
+    the other); anything else already listening on them (a user's engine) skips the test too."""
+    import pytest  # only tests call this; the harness's other users need no pytest
+
+    if os.environ.get("DURAHUB_TEST_DEFAULT_PORTS") == "0":
+        pytest.skip("the default ports belong to the other test lane (scripts/test.sh)")
+    busy = []
+    for port in ports:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                busy.append(port)
+    if busy:
+        pytest.skip(f"ports {busy} are in use on this machine")
 
 
 def wait_until(

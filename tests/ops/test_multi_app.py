@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from testsupport.databases import BACKEND, create_pg_database, drop_pg_database
-from testsupport.process import REPO_ROOT, free_port
+from testsupport.process import REPO_ROOT, free_port, skip_unless_default_ports_are_ours
 from testsupport.server import SERVER_PYTHON
 
 pytestmark = pytest.mark.timeout(180)
@@ -49,11 +48,6 @@ UNEXPECTED = {
     "ERROR_ACTIVITY_MODE": ["app3 - returning activity result", "received workflow error"],
     "ERROR_WORKFLOW_MODE": ["app1 - received workflow result", "app2 - received activity result"],
 }
-
-
-def _busy(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _bin(tmp_path: Path) -> Path:
@@ -118,9 +112,7 @@ def test_the_sdk_multi_app_readme_commands_as_written(tmp_path: Path) -> None:
     """Exactly the README's commands: default ports, no options."""
     if BACKEND != "sqlite":
         pytest.skip("the README's commands use the default SQLite store")
-    busy = [p for p in (50001, 3500) if _busy(p)]
-    if busy:
-        pytest.skip(f"ports {busy} are in use on this machine")
+    skip_unless_default_ports_are_ours(50001, 3500)
     logs = _run_examples(tmp_path, "normal", None)
     missing = [line for line in EXPECTED["normal"] if line not in logs]
     assert not missing, f"missing {missing} in:\n{logs}"

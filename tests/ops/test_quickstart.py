@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from testsupport.databases import BACKEND
-from testsupport.process import REPO_ROOT
+from testsupport.process import REPO_ROOT, skip_unless_default_ports_are_ours
 
 pytest.importorskip("durahub", reason="runs once, in the main (1.19) pass")
 pytestmark = [
@@ -29,9 +29,7 @@ def _busy(port: int) -> bool:
 
 
 def test_readme_first_command_serves_the_order_service(tmp_path) -> None:
-    busy = [p for p in PORTS if _busy(p)]
-    if busy:
-        pytest.skip(f"ports {busy} are in use on this machine")
+    skip_unless_default_ports_are_ours(*PORTS)
     readme = (REPO_ROOT / "README.md").read_text()
     assert "./scripts/run.sh" in readme.split("```")[1], "the README's first command changed: update this test"
     clone = tmp_path / "durahub"
