@@ -94,7 +94,8 @@ class Deployment:
                  *tracing_args],
                 stdout=engine_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO))
             self.engines.append(engine)
-            common.wait_http(f"http://127.0.0.1:{http_port}/v1.0/healthz", proc=engine)
+            # a profiled engine starts slowly (yappi traces every call of the imports)
+            common.wait_http(f"http://127.0.0.1:{http_port}/v1.0/healthz", proc=engine, timeout=240 if profile else 60)
             worker_log = open(workdir / f"worker{n}.log", "wb")  # noqa: SIM115
             self.logs.append(worker_log)
             worker = subprocess.Popen(
@@ -157,8 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--yappi-site", default="", help="site-packages directory that holds yappi")
     p.add_argument("--engines", type=int, default=1, help="engine processes sharing the database (PostgreSQL)")
     p.add_argument("--tracing", action="store_true", help="engines export spans over OTLP to a counting sink")
+    p.add_argument("--size", action="append", default=[], metavar="KEY=JSON",
+                   help="override one workload size, e.g. --size order_n=300 --size 'order_levels=[0]' (profiling)")
     args = p.parse_args(argv)
-    sizes = common.SMOKE_SIZES if args.smoke else common.FULL_SIZES
+    sizes = dict(common.SMOKE_SIZES if args.smoke else common.FULL_SIZES)
+    for item in args.size:
+        key, _, value = item.partition("=")
+        if key not in sizes:
+            p.error(f"--size: unknown size {key!r} (known: {', '.join(sizes)})")
+        sizes[key] = json.loads(value)
     backend = "postgres" if args.db == "postgres" else f"sqlite-{args.synchronous}"
     if args.engines > 1:
         backend += f" x{args.engines} engines"

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,20 @@ def main() -> None:
 
 main.add_command(workflow)
 main.add_command(workflow, name="wf")
+
+
+def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop `serve` runs on. grpcio's asyncio server spends most of the engine's time in event-loop
+    callbacks, which uvloop runs in C."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise click.UsageError("--event-loop uvloop: uvloop is not installed (pip install uvloop)") from None
+        return None
+    return uvloop.new_event_loop
 
 
 @main.command()
@@ -90,13 +105,17 @@ main.add_command(workflow, name="wf")
               help="Export traces to Zipkin, e.g. http://localhost:9411/api/v2/spans (needs durahub[otel]).")
 @click.option("--no-dashboard", is_flag=True, envvar="DURAHUB_NO_DASHBOARD",
               help="Do not serve the web dashboard (http://HOST:HTTP_PORT/dashboard/).")
+@click.option("--event-loop", envvar="DURAHUB_EVENT_LOOP", type=click.Choice(["auto", "uvloop", "asyncio"]),
+              default="auto", show_default=True,
+              help="auto: uvloop where it is installed (a fifth fewer engine instructions per workflow), else"
+              " asyncio's own.")
 @click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
 def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_message_bytes: int,
           sqlite_synchronous: str, health_ping_seconds: float, lease_seconds: float, worker_grace_seconds: float,
           api_token: str | None, retention_any_terminal: timedelta | None, retention_completed: timedelta | None,
           retention_failed: timedelta | None, retention_terminated: timedelta | None, time_skipping: bool,
           metrics_port: int, otlp_endpoint: str | None, zipkin_endpoint: str | None, no_dashboard: bool,
-          log_level: str) -> None:
+          event_loop: str, log_level: str) -> None:
     """Run the engine: gRPC (TaskHubSidecarService) and HTTP (Dapr health/metadata)."""
     setup_logging(log_level)
     config = Config(host=host, grpc_port=grpc_port, http_port=http_port, db=db, app_id=app_id,
@@ -110,7 +129,8 @@ def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_m
     from durahub.server import Server
 
     try:
-        asyncio.run(_serve(Server(config)))
+        with asyncio.Runner(loop_factory=_loop_factory(event_loop)) as runner:
+            runner.run(_serve(Server(config)))
     except (RuntimeError, OSError, DurahubError) as exc:
         # Start-up problems (port taken, database newer than this version, an invalid app id, ...) are the
         # operator's to fix.
