@@ -8,7 +8,9 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import uvicorn
@@ -17,7 +19,7 @@ from dapr.proto.runtime.v1 import dapr_pb2_grpc
 from durahub.api.auth import GrpcTokenInterceptor, HttpTokenMiddleware
 from durahub.api.dapr import DaprWorkflowService
 from durahub.api.http import create_app
-from durahub.api.malformed import MalformedRequestInterceptor
+from durahub.api.malformed import tolerant_handlers
 from durahub.api.taskhub import TaskHubService
 from durahub.config import Config
 from durahub.core.apps import check_app_id
@@ -59,14 +61,21 @@ class _HandlerCapture:
         self.service, self.handlers = service, handlers
 
 
+def register(server: grpc.aio.Server, add_to_server: Callable[[Any, Any], None], servicer: object,
+             keep: Callable[[str], bool] = lambda name: True) -> None:
+    """Register a servicer's methods the way the generated `add_*_to_server` would, wrapped to answer
+    undecodable requests with INVALID_ARGUMENT (`api.malformed`), and only the methods `keep` accepts."""
+    capture = _HandlerCapture()
+    add_to_server(servicer, capture)
+    handlers = tolerant_handlers(capture.service, {n: h for n, h in capture.handlers.items() if keep(n)})
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, handlers),))
+    server.add_registered_method_handlers(capture.service, handlers)
+
+
 def add_dapr_workflow_methods(servicer: DaprWorkflowService, server: grpc.aio.Server) -> None:
     """Register only the workflow methods of `dapr.proto.runtime.v1.Dapr`: grpcio's per-call cost grows with
     the number of registered methods, and the other ~100 would only answer UNIMPLEMENTED anyway."""
-    capture = _HandlerCapture()
-    dapr_pb2_grpc.add_DaprServicer_to_server(servicer, capture)  # type: ignore[no-untyped-call]
-    workflow = {name: handler for name, handler in capture.handlers.items() if "Workflow" in name}
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, workflow),))
-    server.add_registered_method_handlers(capture.service, workflow)
+    register(server, dapr_pb2_grpc.add_DaprServicer_to_server, servicer, lambda name: "Workflow" in name)
 
 
 def _add_trace_log_filter() -> None:
@@ -200,11 +209,10 @@ class Server:
     async def _open_endpoint(self, app_id: str, grpc_port: int, http_port: int) -> Endpoint:
         host = self.config.host
         token = self.config.api_token
-        interceptors: list[grpc.aio.ServerInterceptor] = [GrpcTokenInterceptor(token)] if token else []
-        interceptors.append(MalformedRequestInterceptor())
+        # No interceptor without a token: grpcio's asyncio server then finds registered methods in C.
+        interceptors = [GrpcTokenInterceptor(token)] if token else None
         server = grpc.aio.server(options=grpc_options(self.config), interceptors=interceptors)
-        taskhub_grpc.add_TaskHubSidecarServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            TaskHubService(self.engine, app_id), server)
+        register(server, taskhub_grpc.add_TaskHubSidecarServiceServicer_to_server, TaskHubService(self.engine, app_id))
         add_dapr_workflow_methods(DaprWorkflowService(self.engine, app_id), server)
         try:
             bound = server.add_insecure_port(f"{host}:{grpc_port}")
