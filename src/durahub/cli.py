@@ -15,7 +15,7 @@ import click
 from durahub import __version__
 from durahub.cli_workflow import workflow
 from durahub.config import Config
-from durahub.core.retention import parse_duration
+from durahub.core.retention import format_duration, parse_duration
 from durahub.errors import DurahubError
 
 if TYPE_CHECKING:  # imported when serving: `durahub workflow` starts without loading the server's stack
@@ -63,53 +63,66 @@ def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None
     return uvloop.new_event_loop
 
 
+# Every option of the engine: `serve` takes them, and `durahub run` forwards those given on its command line to
+# the engine it starts (environment variables reach it anyway).
+ENGINE_OPTIONS = [
+    click.option("--host", envvar="DURAHUB_HOST", default="127.0.0.1", show_default=True, help="Address to bind."),
+    click.option("--grpc-port", envvar="DURAHUB_GRPC_PORT", type=int, default=50001, show_default=True),
+    click.option("--http-port", envvar="DURAHUB_HTTP_PORT", type=int, default=3500, show_default=True),
+    click.option("--db", envvar="DURAHUB_DB", default=".durahub/durahub.db", show_default=True,
+                  help="SQLite database file, or a postgresql:// URL."),
+    click.option("--max-message-bytes", envvar="DURAHUB_MAX_MESSAGE_BYTES", type=int, default=4 * 1024 * 1024,
+                  show_default=True, help="Largest gRPC message accepted or sent."),
+    click.option("--sqlite-synchronous", envvar="DURAHUB_SQLITE_SYNCHRONOUS", type=click.Choice(["full", "normal"]),
+                  default="full", show_default=True, help="full survives power loss; normal survives process crashes."),
+    click.option("--health-ping-seconds", envvar="DURAHUB_HEALTH_PING_SECONDS", type=float, default=15.0,
+                  show_default=True, help="Idle time before a health ping to workers that advertise the capability."),
+    click.option("--lease-seconds", envvar="DURAHUB_LEASE_SECONDS", type=float, default=10.0, show_default=True,
+                  help="PostgreSQL with several engines: how soon another process takes over a dead one's work."),
+    click.option("--worker-grace-seconds", envvar="DURAHUB_WORKER_GRACE_SECONDS", type=float, default=2.0,
+                  show_default=True, help="PostgreSQL with several engines: how long an engine without workers keeps its"
+                  " leases before the others take its work over."),
+    click.option("--api-token", envvar="DAPR_API_TOKEN", default=None,
+                  help="Require this dapr-api-token on every call except health checks."),
+    click.option("--retention-any-terminal", envvar="DURAHUB_RETENTION_ANY_TERMINAL", callback=_duration,
+                  metavar="DURATION", help="Purge finished instances this long after they finish (90s, 15m, 24h,"
+                  " 1h30m; Dapr's stateRetentionPolicy): those finishing once it is set, each child on its own."),
+    click.option("--retention-completed", envvar="DURAHUB_RETENTION_COMPLETED", callback=_duration,
+                  metavar="DURATION", help="The same for COMPLETED instances; wins over --retention-any-terminal."),
+    click.option("--retention-failed", envvar="DURAHUB_RETENTION_FAILED", callback=_duration,
+                  metavar="DURATION", help="The same for FAILED instances; wins over --retention-any-terminal."),
+    click.option("--retention-terminated", envvar="DURAHUB_RETENTION_TERMINATED", callback=_duration,
+                  metavar="DURATION", help="The same for TERMINATED instances; wins over --retention-any-terminal."),
+    click.option("--time-skipping", envvar="DURAHUB_TIME_SKIPPING", is_flag=True, default=False,
+                  help="Demos and tests: while someone waits for a workflow and the engine is idle, skip to the next"
+                  " timer (a 24 h timeout fires at once); a wait nothing can end fails, naming what it waits on."),
+    click.option("--metrics-port", envvar="DURAHUB_METRICS_PORT", type=int, default=9090, show_default=True,
+                  help="Serve Prometheus metrics (GET /metrics) on this port too, as daprd does; 0 turns it off."),
+    click.option("--otlp-endpoint", envvar="DURAHUB_OTLP_ENDPOINT", default=None, metavar="HOST:PORT|URL",
+                  help="Export traces to this OpenTelemetry collector (needs durahub[otel]; default: "
+                       "OTEL_EXPORTER_OTLP_ENDPOINT, else no tracing)."),
+    click.option("--zipkin-endpoint", envvar="DURAHUB_ZIPKIN_ENDPOINT", default=None, metavar="URL",
+                  help="Export traces to Zipkin, e.g. http://localhost:9411/api/v2/spans (needs durahub[otel])."),
+    click.option("--no-dashboard", is_flag=True, envvar="DURAHUB_NO_DASHBOARD",
+                  help="Do not serve the web dashboard (http://HOST:HTTP_PORT/dashboard/)."),
+    click.option("--event-loop", envvar="DURAHUB_EVENT_LOOP", type=click.Choice(["auto", "uvloop", "asyncio"]),
+                  default="auto", show_default=True,
+                  help="auto: uvloop where it is installed (a fifth fewer engine instructions per workflow), else"
+                  " asyncio's own."),
+    click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True),
+]
+
+
+def engine_options(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(ENGINE_OPTIONS):
+        command = option(command)
+    return command
+
+
 @main.command()
-@click.option("--host", envvar="DURAHUB_HOST", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--grpc-port", envvar="DURAHUB_GRPC_PORT", type=int, default=50001, show_default=True)
-@click.option("--http-port", envvar="DURAHUB_HTTP_PORT", type=int, default=3500, show_default=True)
-@click.option("--db", envvar="DURAHUB_DB", default=".durahub/durahub.db", show_default=True,
-              help="SQLite database file, or a postgresql:// URL.")
+@engine_options
 @click.option("--app-id", envvar="DURAHUB_APP_ID", default="durahub", show_default=True,
               help="The app of workers connecting to these ports (other apps get endpoints of their own).")
-@click.option("--max-message-bytes", envvar="DURAHUB_MAX_MESSAGE_BYTES", type=int, default=4 * 1024 * 1024,
-              show_default=True, help="Largest gRPC message accepted or sent.")
-@click.option("--sqlite-synchronous", envvar="DURAHUB_SQLITE_SYNCHRONOUS", type=click.Choice(["full", "normal"]),
-              default="full", show_default=True, help="full survives power loss; normal survives process crashes.")
-@click.option("--health-ping-seconds", envvar="DURAHUB_HEALTH_PING_SECONDS", type=float, default=15.0,
-              show_default=True, help="Idle time before a health ping to workers that advertise the capability.")
-@click.option("--lease-seconds", envvar="DURAHUB_LEASE_SECONDS", type=float, default=10.0, show_default=True,
-              help="PostgreSQL with several engines: how soon another process takes over a dead one's work.")
-@click.option("--worker-grace-seconds", envvar="DURAHUB_WORKER_GRACE_SECONDS", type=float, default=2.0,
-              show_default=True, help="PostgreSQL with several engines: how long an engine without workers keeps its"
-              " leases before the others take its work over.")
-@click.option("--api-token", envvar="DAPR_API_TOKEN", default=None,
-              help="Require this dapr-api-token on every call except health checks.")
-@click.option("--retention-any-terminal", envvar="DURAHUB_RETENTION_ANY_TERMINAL", callback=_duration,
-              metavar="DURATION", help="Purge finished instances this long after they finish (90s, 15m, 24h,"
-              " 1h30m; Dapr's stateRetentionPolicy): those finishing once it is set, each child on its own.")
-@click.option("--retention-completed", envvar="DURAHUB_RETENTION_COMPLETED", callback=_duration,
-              metavar="DURATION", help="The same for COMPLETED instances; wins over --retention-any-terminal.")
-@click.option("--retention-failed", envvar="DURAHUB_RETENTION_FAILED", callback=_duration,
-              metavar="DURATION", help="The same for FAILED instances; wins over --retention-any-terminal.")
-@click.option("--retention-terminated", envvar="DURAHUB_RETENTION_TERMINATED", callback=_duration,
-              metavar="DURATION", help="The same for TERMINATED instances; wins over --retention-any-terminal.")
-@click.option("--time-skipping", envvar="DURAHUB_TIME_SKIPPING", is_flag=True, default=False,
-              help="Demos and tests: while someone waits for a workflow and the engine is idle, skip to the next"
-              " timer (a 24 h timeout fires at once); a wait nothing can end fails, naming what it waits on.")
-@click.option("--metrics-port", envvar="DURAHUB_METRICS_PORT", type=int, default=9090, show_default=True,
-              help="Serve Prometheus metrics (GET /metrics) on this port too, as daprd does; 0 turns it off.")
-@click.option("--otlp-endpoint", envvar="DURAHUB_OTLP_ENDPOINT", default=None, metavar="HOST:PORT|URL",
-              help="Export traces to this OpenTelemetry collector (needs durahub[otel]; default: "
-                   "OTEL_EXPORTER_OTLP_ENDPOINT, else no tracing).")
-@click.option("--zipkin-endpoint", envvar="DURAHUB_ZIPKIN_ENDPOINT", default=None, metavar="URL",
-              help="Export traces to Zipkin, e.g. http://localhost:9411/api/v2/spans (needs durahub[otel]).")
-@click.option("--no-dashboard", is_flag=True, envvar="DURAHUB_NO_DASHBOARD",
-              help="Do not serve the web dashboard (http://HOST:HTTP_PORT/dashboard/).")
-@click.option("--event-loop", envvar="DURAHUB_EVENT_LOOP", type=click.Choice(["auto", "uvloop", "asyncio"]),
-              default="auto", show_default=True,
-              help="auto: uvloop where it is installed (a fifth fewer engine instructions per workflow), else"
-              " asyncio's own.")
-@click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
 def serve(host: str, grpc_port: int, http_port: int, db: str, app_id: str, max_message_bytes: int,
           sqlite_synchronous: str, health_ping_seconds: float, lease_seconds: float, worker_grace_seconds: float,
           api_token: str | None, retention_any_terminal: timedelta | None, retention_completed: timedelta | None,
@@ -154,12 +167,11 @@ async def _serve(server: Server) -> None:
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--app-id", envvar="APP_ID", default=None,
               help="The app's identity (as `dapr run --app-id`). Default: named after the command's script or module.")
-@click.option("--db", envvar="DURAHUB_DB", default=".durahub/durahub.db", show_default=True)
-@click.option("--grpc-port", type=int, default=50001, show_default=True)
-@click.option("--http-port", type=int, default=3500, show_default=True)
-@click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
+@engine_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(app_id: str | None, db: str, grpc_port: int, http_port: int, log_level: str, command: tuple[str, ...]) -> None:
+@click.pass_context
+def run(ctx: click.Context, /, app_id: str | None, db: str, grpc_port: int, http_port: int, log_level: str,
+        command: tuple[str, ...], **engine: object) -> None:
     """Run COMMAND next to an engine, like `dapr run -- COMMAND`.
 
     Starts the engine (or attaches to one already serving on those ports, also one another `durahub run`
@@ -179,4 +191,23 @@ def run(app_id: str | None, db: str, grpc_port: int, http_port: int, log_level: 
     except InvalidAppId as exc:
         raise click.BadParameter(str(exc), param_hint="--app-id") from None
     raise SystemExit(run_with_engine(list(command), app_id=app_id, db=db, grpc_port=grpc_port, http_port=http_port,
-                                     log_level=log_level))
+                                     log_level=log_level, serve_args=_given_on_command_line(ctx, engine)))
+
+
+def _given_on_command_line(ctx: click.Context, values: dict[str, object]) -> list[str]:
+    """`serve` arguments for the engine options given on `durahub run`'s command line (the engine inherits the
+    environment, so options set by environment variables need no forwarding)."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        if param.name not in values or ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        assert isinstance(param, click.Option)
+        flag = param.opts[0]
+        value = ctx.params[param.name]
+        if param.is_flag:
+            args += [flag] if value else []
+        else:
+            if isinstance(value, timedelta):  # a duration option, parsed by its callback
+                value = format_duration(value // timedelta(microseconds=1))
+            args += [flag, str(value)]
+    return args

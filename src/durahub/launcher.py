@@ -229,9 +229,9 @@ def _wait_for_attached_apps(start_lock: int | None, users_lock: int | None, sign
 
 
 def run_with_engine(command: list[str], *, app_id: str, db: str, grpc_port: int, http_port: int,
-                    log_level: str = "info") -> int:
-    """Run `command` next to an engine (started, or attached to; see the module docstring); return its exit
-    code, 128+N if a signal N ended it."""
+                    log_level: str = "info", serve_args: list[str] | None = None) -> int:
+    """Run `command` next to an engine (started with `serve_args` added, or attached to; see the module
+    docstring); return its exit code, 128+N if a signal N ended it."""
     signals = _Signals()
     start_lock, users_lock = _lock_file(http_port, "start"), _lock_file(http_port, "users")
     engine: subprocess.Popen[bytes] | None = None
@@ -255,7 +255,7 @@ def run_with_engine(command: list[str], *, app_id: str, db: str, grpc_port: int,
                 grpc_port, http_port = own
         else:
             cmd = [sys.executable, "-m", "durahub", "serve", "--grpc-port", str(grpc_port), "--http-port",
-                   str(http_port), "--db", db, "--app-id", app_id, "--log-level", log_level]
+                   str(http_port), "--db", db, "--app-id", app_id, "--log-level", log_level, *(serve_args or [])]
             engine, engine_pump = _spawn(cmd, ENGINE_PREFIX, dict(os.environ), engine=True)
             deadline = time.monotonic() + READY_TIMEOUT
             while not engine_ready(http_port):

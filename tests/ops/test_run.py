@@ -92,6 +92,39 @@ def test_run_starts_engine_exports_ports_and_returns_the_exit_code(tmp_path) -> 
         httpx.get(f"http://127.0.0.1:{http_port}/v1.0/healthz", timeout=1)
 
 
+PROBE = """
+import os, sys, urllib.error, urllib.request
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics") as r:
+    assert r.status == 200 and b"dapr_runtime_workflow" in r.read()
+try:
+    urllib.request.urlopen(f"http://127.0.0.1:{os.environ['DAPR_HTTP_PORT']}/dashboard/")
+    sys.exit("the dashboard is served")
+except urllib.error.HTTPError as e:
+    assert e.code == 404, e.code
+print("PROBED", flush=True)
+"""
+
+
+def test_run_forwards_the_engine_options_given_to_it(tmp_path) -> None:
+    """Every `serve` option works on `durahub run` too, and reaches the engine it starts: here a metrics port,
+    no dashboard, a retention duration (forwarded in Go's notation) and the event loop."""
+    grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
+    (tmp_path / "probe.py").write_text(PROBE)
+    proc = _run(["--grpc-port", str(grpc_port), "--http-port", str(http_port), "--metrics-port", str(metrics_port),
+                 "--no-dashboard", "--retention-completed", "1h30m", "--event-loop", "asyncio", "--",
+                 sys.executable, "probe.py", str(metrics_port)], tmp_path)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out
+    assert "== APP == PROBED" in out, out
+
+
+def test_run_refuses_a_bad_engine_option_before_starting_anything(tmp_path) -> None:
+    proc = _run(["--retention-completed", "soon", "--", sys.executable, "-c", "print('ran')"], tmp_path)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out
+    assert "soon" in out and "ran" not in out
+
+
 def test_run_attaches_to_a_running_engine_and_leaves_it_running(server: DurahubServer, tmp_path) -> None:
     """As the engine's own app it gets the engine's ports; as another app, an endpoint of that app's own."""
     show = [sys.executable, "-c", "import os; print('PORT', os.environ['DAPR_GRPC_PORT'], os.environ['APP_ID'])"]
