@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
-if ! .venv19/bin/python -c "import durahub, fastapi, uvicorn" 2>/dev/null; then
+if ! .venv19/bin/python -c "import durahub, fastapi, uvicorn, uvloop" 2>/dev/null; then
   "$PYTHON" -m venv .venv19
   .venv19/bin/python -m pip install -q --upgrade pip
   .venv19/bin/python -m pip install -q -e ".[test]"

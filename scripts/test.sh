@@ -35,7 +35,7 @@ setup_v19() {
         "$PYTHON" -m venv "$V19" || return 1
         "$V19/bin/python" -m pip install -q --upgrade pip || return 1
     fi
-    if ! "$V19/bin/python" -c "import durahub, dapr.ext.workflow, pytest, pytest_timeout, httpx, prometheus_client, opentelemetry.sdk, opentelemetry.proto, opentelemetry.instrumentation.grpc, playwright" 2>/dev/null \
+    if ! "$V19/bin/python" -c "import durahub, uvloop, dapr.ext.workflow, pytest, pytest_timeout, httpx, prometheus_client, opentelemetry.sdk, opentelemetry.proto, opentelemetry.instrumentation.grpc, playwright" 2>/dev/null \
         || ! [[ -x "$V19/bin/ruff" ]] || ! [[ -x "$V19/bin/mypy" ]]; then
         log "installing durahub[test] into $V19"
         "$V19/bin/python" -m pip install -q -e ".[test]" || return 1
