@@ -8,6 +8,7 @@
 the rootdir's conftest, this works however pytest is started (any directory or file argument).
 
 - the report header names the server interpreter, the SDK under test and the store backend (once per run);
+- DURAHUB_TEST_STICKY=1 turns the sticky worker accelerator on for every SDK worker of the run (``sticky``);
 - every process registered with ``track()`` (servers, example apps) has the part of its log written
   during a test printed when that test fails (setup or call).
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from testsupport import sticky
 from testsupport.databases import BACKEND
 from testsupport.process import ManagedProcess
 from testsupport.server import SERVER_PYTHON
@@ -28,6 +30,8 @@ LOG_LINES_ON_FAILURE = 200
 # Every live process started by the suite, to dump the relevant part of its log when a test fails.
 _LIVE: list[ManagedProcess] = []
 _HEADER_SHOWN = pytest.StashKey[bool]()
+
+sticky.enable_for_session()  # DURAHUB_TEST_STICKY=1: every SDK worker of the run is sticky
 
 
 def track(p: ManagedProcess) -> None:
@@ -51,7 +55,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             versions.append(f"{dist}=={md.version(dist)}")
         except md.PackageNotFoundError:
             pass
-    return [f"durahub server python: {SERVER_PYTHON}", f"sdk: {', '.join(versions)}", f"store backend: {BACKEND}"]
+    return [f"durahub server python: {SERVER_PYTHON}", f"sdk: {', '.join(versions)}", f"store backend: {BACKEND}",
+            f"sticky worker (DURAHUB_TEST_STICKY): {'on' if sticky.ENABLED else 'off'}"]
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
