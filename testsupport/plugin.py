@@ -30,6 +30,7 @@ LOG_LINES_ON_FAILURE = 200
 # Every live process started by the suite, to dump the relevant part of its log when a test fails.
 _LIVE: list[ManagedProcess] = []
 _HEADER_SHOWN = pytest.StashKey[bool]()
+_SUMMARY_SHOWN = pytest.StashKey[bool]()
 
 sticky.enable_for_session()  # DURAHUB_TEST_STICKY=1: every SDK worker of the run is sticky
 
@@ -57,6 +58,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             pass
     return [f"durahub server python: {SERVER_PYTHON}", f"sdk: {', '.join(versions)}", f"store backend: {BACKEND}",
             f"sticky worker (DURAHUB_TEST_STICKY): {'on' if sticky.ENABLED else 'off'}"]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    line = sticky.summary()
+    if line and not terminalreporter.config.stash.get(_SUMMARY_SHOWN, False):
+        terminalreporter.config.stash[_SUMMARY_SHOWN] = True
+        terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

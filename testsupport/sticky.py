@@ -9,8 +9,10 @@ Loaded by file path, not `import durahub.sticky`: the harness also runs where du
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
+import tempfile
 from collections.abc import MutableMapping
 from pathlib import Path
 from types import ModuleType
@@ -52,7 +54,22 @@ def stats() -> dict[str, Any] | None:
 
 
 def enable_for_session() -> None:
-    """With DURAHUB_TEST_STICKY=1: patch this process's SDK and export the switch to every child."""
+    """With DURAHUB_TEST_STICKY=1: patch this process's SDK and export the switch to every child, each of
+    which writes its counters to a directory of this run at exit (`summary`)."""
     if ENABLED:
         app_env(os.environ)
+        os.environ.setdefault("DURAHUB_STICKY_WORKER_STATS_DIR", tempfile.mkdtemp(prefix="durahub-sticky-stats-"))
         package().install()
+
+
+def summary() -> str | None:
+    """What the sticky workers of this run did: this process and every child that exited normally."""
+    if not ENABLED:
+        return None
+    directory = Path(os.environ["DURAHUB_STICKY_WORKER_STATS_DIR"])
+    children = [json.loads(p.read_text()) for p in directory.glob("*.json") if p.stem != str(os.getpid())]
+    total: dict[str, int] = dict(stats() or {})
+    for counts in children:
+        for k, v in counts.items():
+            total[k] = total.get(k, 0) + v
+    return f"sticky worker: this process + {len(children)} child processes with a patched SDK: {total}"

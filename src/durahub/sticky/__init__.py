@@ -17,6 +17,8 @@ This package imports nothing from the rest of durahub (app processes need not ha
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 from types import ModuleType
 from typing import Any
@@ -27,6 +29,9 @@ from .hook import after_import
 
 ENV_ON = "DURAHUB_STICKY_WORKER"  # "1": sitecustomize installs the accelerator
 ENV_SIZE = "DURAHUB_STICKY_WORKER_SIZE"  # workflows kept (LRU); default DEFAULT_SIZE
+# A directory: at exit, the process writes its cache's counters there as <pid>.json (tests and benchmarks
+# check that a worker they did not start themselves really ran sticky).
+ENV_STATS_DIR = "DURAHUB_STICKY_WORKER_STATS_DIR"
 WORKER_MODULE = "dapr.ext.workflow._durabletask.worker"
 SITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "site")
 _CACHE_ATTR = "_durahub_sticky_cache"
@@ -65,6 +70,17 @@ def install(size: int | None = None) -> None:
         patch(worker, wanted)
 
     after_import(WORKER_MODULE, patch_it)
+    stats_dir = os.environ.get(ENV_STATS_DIR)
+    if stats_dir:
+        atexit.register(write_stats, stats_dir)
+
+
+def write_stats(directory: str) -> None:
+    """This process's counters as <directory>/<pid>.json, if its SDK was patched."""
+    c = cache()
+    if c is not None:
+        with open(os.path.join(directory, f"{os.getpid()}.json"), "w") as f:
+            json.dump(c.stats.as_dict(), f)
 
 
 def size_from_env(env: Any = None) -> int:
