@@ -16,15 +16,11 @@ PAIRS = [
     ("durahub-postgres-x3", "dbos-postgres"),
     ("durahub-sqlite-full", "temporal"),
     ("durahub-sqlite-traced", "durahub-sqlite-full"),  # the cost of tracing on (issue 16: under 10%)
-    ("durahub-sqlite-sticky", "durahub-sqlite-full"),  # the sticky worker accelerator (issue 18 item 4)
-    ("durahub-sqlite-sticky", "dbos-sqlite"),
-    ("durahub-sqlite-sticky", "dbos-sqlite-wal"),
 ]
 
 SHORT = {
     "durahub-sqlite-full": "dh-sq-full", "durahub-sqlite-normal": "dh-sq-norm", "durahub-postgres": "dh-pg",
     "durahub-postgres-x3": "dh-pg-x3", "durahub-sqlite-traced": "dh-sq-traced",
-    "durahub-sqlite-sticky": "dh-sq-sticky",
     "dbos-sqlite": "dbos-sq", "dbos-sqlite-wal": "dbos-wal", "dbos-postgres": "dbos-pg", "temporal": "temporal",
 }
 

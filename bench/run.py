@@ -36,8 +36,6 @@ SYSTEMS: list[tuple[str, str, str, list[str]]] = [
     ("durahub-sqlite-normal", "durahub", "bench.systems.durahub", ["--db", "sqlite", "--synchronous", "normal"]),
     ("durahub-sqlite-traced", "durahub", "bench.systems.durahub",
      ["--db", "sqlite", "--synchronous", "full", "--tracing"]),
-    ("durahub-sqlite-sticky", "durahub", "bench.systems.durahub",
-     ["--db", "sqlite", "--synchronous", "full", "--sticky"]),
     ("durahub-postgres", "durahub", "bench.systems.durahub", ["--db", "postgres"]),
     ("durahub-postgres-x3", "durahub", "bench.systems.durahub", ["--db", "postgres", "--engines", "3"]),
     ("dbos-sqlite", "dbos", "bench.systems.dbos", ["--db", "sqlite"]),

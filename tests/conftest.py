@@ -42,7 +42,6 @@ from testsupport.server import DurahubServer  # noqa: E402
 # than through `pytest_plugins`, which pytest refuses outside the rootdir's conftest).
 pytest_report_header = plugin.pytest_report_header
 pytest_runtest_makereport = plugin.pytest_runtest_makereport
-pytest_terminal_summary = plugin.pytest_terminal_summary
 _logs_on_failure = plugin.logs_on_failure
 
 

@@ -11,6 +11,5 @@ SDK, where durahub is not installed and the server is started with another inter
 - ``server``: DurahubServer, one ``python -m durahub serve`` subprocess;
 - ``sdk``: WorkflowRuntime/DaprWorkflowClient helpers (make_runtime, wait_for_status, assert_completed, ...);
 - ``plugin``: the pytest plugin (report header, the log of every live process printed when a test fails);
-- ``sticky``: DURAHUB_TEST_STICKY=1, the sticky worker accelerator in every SDK worker the suite runs;
 - ``faultlib``/``fault_worker``: the fault-injection workload of tests/reliability and bench/faults.py.
 """

@@ -8,7 +8,6 @@
 the rootdir's conftest, this works however pytest is started (any directory or file argument).
 
 - the report header names the server interpreter, the SDK under test and the store backend (once per run);
-- DURAHUB_TEST_STICKY=1 turns the sticky worker accelerator on for every SDK worker of the run (``sticky``);
 - every process registered with ``track()`` (servers, example apps) has the part of its log written
   during a test printed when that test fails (setup or call).
 """
@@ -20,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from testsupport import sticky
 from testsupport.databases import BACKEND
 from testsupport.process import ManagedProcess
 from testsupport.server import SERVER_PYTHON
@@ -30,9 +28,6 @@ LOG_LINES_ON_FAILURE = 200
 # Every live process started by the suite, to dump the relevant part of its log when a test fails.
 _LIVE: list[ManagedProcess] = []
 _HEADER_SHOWN = pytest.StashKey[bool]()
-_SUMMARY_SHOWN = pytest.StashKey[bool]()
-
-sticky.enable_for_session()  # DURAHUB_TEST_STICKY=1: every SDK worker of the run is sticky
 
 
 def track(p: ManagedProcess) -> None:
@@ -56,15 +51,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             versions.append(f"{dist}=={md.version(dist)}")
         except md.PackageNotFoundError:
             pass
-    return [f"durahub server python: {SERVER_PYTHON}", f"sdk: {', '.join(versions)}", f"store backend: {BACKEND}",
-            f"sticky worker (DURAHUB_TEST_STICKY): {'on' if sticky.ENABLED else 'off'}"]
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    line = sticky.summary()
-    if line and not terminalreporter.config.stash.get(_SUMMARY_SHOWN, False):
-        terminalreporter.config.stash[_SUMMARY_SHOWN] = True
-        terminalreporter.write_line(line)
+    return [f"durahub server python: {SERVER_PYTHON}", f"sdk: {', '.join(versions)}", f"store backend: {BACKEND}"]
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -43,8 +43,7 @@ class Deployment:
     """Engine + worker subprocesses on a fresh database."""
 
     def __init__(self, backend: str, synchronous: str, workdir: Path, pg_admin: str,
-                 profile: tuple[Path, str] | None = None, engines: int = 1, tracing: bool = False,
-                 sticky: bool = False) -> None:
+                 profile: tuple[Path, str] | None = None, engines: int = 1, tracing: bool = False) -> None:
         self.backend = backend
         self.pg_admin = pg_admin
         self.pg_db: str | None = None
@@ -67,12 +66,6 @@ class Deployment:
             for k in wrap:
                 self.profile_files[k] = Path(f"{prefix}-{k}.json")
                 wrap[k] = ["-m", "bench.tools.yappi_run", str(self.profile_files[k])]
-        # --sticky: the worker starts as `durahub run --sticky-worker` starts an app (src/durahub/sticky).
-        worker_env = dict(env)
-        if sticky:
-            worker_env["PYTHONPATH"] = os.pathsep.join([str(Path(src) / "durahub" / "sticky" / "site"),
-                                                        worker_env["PYTHONPATH"]])
-            worker_env["DURAHUB_STICKY_WORKER"] = "1"
         # Several engines share one PostgreSQL database, each with its own worker; clients spread over them.
         self.engines: list[subprocess.Popen[bytes]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -107,7 +100,7 @@ class Deployment:
             worker = subprocess.Popen(
                 [sys.executable, *(wrap["worker"] if n == 0 else []), *([] if profile and n == 0 else ["-m"]),
                  "bench.apps.dapr_app", "--port", str(grpc_port)],
-                stdout=subprocess.PIPE, stderr=worker_log, stdin=subprocess.DEVNULL, env=worker_env, cwd=str(REPO))
+                stdout=subprocess.PIPE, stderr=worker_log, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO))
             self.workers.append(worker)
             assert worker.stdout is not None
             line = worker.stdout.readline()
@@ -164,7 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--yappi-site", default="", help="site-packages directory that holds yappi")
     p.add_argument("--engines", type=int, default=1, help="engine processes sharing the database (PostgreSQL)")
     p.add_argument("--tracing", action="store_true", help="engines export spans over OTLP to a counting sink")
-    p.add_argument("--sticky", action="store_true", help="the SDK worker runs with the sticky worker accelerator")
     args = p.parse_args(argv)
     sizes = common.SMOKE_SIZES if args.smoke else common.FULL_SIZES
     backend = "postgres" if args.db == "postgres" else f"sqlite-{args.synchronous}"
@@ -172,15 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         backend += f" x{args.engines} engines"
     if args.tracing:
         backend += " traced"
-    if args.sticky:
-        backend += " sticky"
     result: dict[str, Any] = {"system": "durahub", "backend": backend, "sizes": sizes}
     selected = {s for s in args.only.split(",") if s} or None
     timeout = 1200
 
     with tempfile.TemporaryDirectory(prefix="durahub-bench-") as tmp:
-        dep = Deployment(args.db, args.synchronous, Path(tmp), args.pg, engines=args.engines, tracing=args.tracing,
-                         sticky=args.sticky)
+        dep = Deployment(args.db, args.synchronous, Path(tmp), args.pg, engines=args.engines, tracing=args.tracing)
         try:
             c = dep.client
             tag = uuid.uuid4().hex[:8]

@@ -1,7 +1,7 @@
 """The ceiling the official SDK worker imposes: its orchestration executor driven in-process by an "engine"
 that answers instantly (no gRPC, no storage), with the same turns durahub produces.
 
-    python -m bench.tools.ceiling [--smoke] [--sticky]   # in the durahub venv; prints one BENCH-RESULT line
+    python -m bench.tools.ceiling [--smoke]          # in the durahub venv; prints one BENCH-RESULT line
 
 Each turn builds the WorkflowRequest the engine would send (stateful history: only the new events travel),
 parses it as the worker would, replays history + new events in the SDK's _OrchestrationExecutor exactly
@@ -21,7 +21,7 @@ from typing import Any
 import dapr.ext.workflow as wf
 import dapr.ext.workflow._durabletask.internal.helpers as ph
 import dapr.ext.workflow._durabletask.internal.protos as pb
-from dapr.ext.workflow._durabletask import worker
+from dapr.ext.workflow._durabletask.worker import _OrchestrationExecutor
 
 from bench import common
 from bench.apps.dapr_app import CHAIN, FANOUT, ORDER, build_runtime
@@ -39,7 +39,7 @@ class InstantEngine:
         req.cachedHistory.eventCount = len(history)
         req = pb.WorkflowRequest.FromString(req.SerializeToString())
         old = history + list(req.pastEvents)  # what _resolve_history does on a cache hit
-        result = worker._OrchestrationExecutor(self.registry, self.logger).execute(iid, old, req.newEvents)
+        result = _OrchestrationExecutor(self.registry, self.logger).execute(iid, old, req.newEvents)
         res = pb.WorkflowResponse(instanceId=iid, actions=result.actions)
         return list(pb.WorkflowResponse.FromString(res.SerializeToString()).actions)
 
@@ -73,12 +73,7 @@ class InstantEngine:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--smoke", action="store_true")
-    p.add_argument("--sticky", action="store_true", help="with the sticky worker accelerator (src/durahub/sticky)")
     args = p.parse_args(argv)
-    if args.sticky:
-        from testsupport import sticky  # loads it from this tree's src/ by file path
-
-        sticky.package().patch(worker)
     sizes = common.SMOKE_SIZES if args.smoke else common.FULL_SIZES
     eng = InstantEngine()
     out: dict[str, Any] = {}
@@ -109,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         # what the chain would cost if each turn replayed only its new events (a linear worker)
         "linear_estimate_s": round(first * turns, 3),
     }
-    common.emit({"system": "sdk-ceiling", "backend": "in-process sticky" if args.sticky else "in-process", "results": out, "errors": {}})
+    common.emit({"system": "sdk-ceiling", "backend": "in-process", "results": out, "errors": {}})
     return 0
 
 

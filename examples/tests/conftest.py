@@ -28,7 +28,6 @@ from testsupport.server import DurahubServer
 # than through `pytest_plugins`, which pytest refuses outside the rootdir's conftest).
 pytest_report_header = plugin.pytest_report_header
 pytest_runtest_makereport = plugin.pytest_runtest_makereport
-pytest_terminal_summary = plugin.pytest_terminal_summary
 _logs_on_failure = plugin.logs_on_failure
 
 

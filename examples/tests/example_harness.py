@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 
-from testsupport import sticky
 from testsupport.process import REPO_ROOT, ManagedProcess, free_port, wait_until
 from testsupport.server import DurahubServer
 
@@ -48,7 +47,6 @@ class ExampleApp(ManagedProcess):
         env.update(self.extra_env)
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("PYTHONPATH", None)  # the app must work from the repository root on its own
-        sticky.app_env(env)  # DURAHUB_TEST_STICKY=1: as `durahub run --sticky-worker` would start it
         self._spawn(
             [
                 APP_PYTHON, "-m", "uvicorn", self.module,
@@ -110,7 +108,6 @@ def run_script(
     full_env.update(env or {})
     full_env["PYTHONUNBUFFERED"] = "1"
     full_env.pop("PYTHONPATH", None)
-    sticky.app_env(full_env)
     return subprocess.run(
         [APP_PYTHON, str(REPO_ROOT / "examples" / "patterns" / script), *args],
         capture_output=True,

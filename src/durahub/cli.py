@@ -138,15 +138,8 @@ async def _serve(server: Server) -> None:
 @click.option("--grpc-port", type=int, default=50001, show_default=True)
 @click.option("--http-port", type=int, default=3500, show_default=True)
 @click.option("--log-level", envvar="DURAHUB_LOG_LEVEL", default="info", show_default=True)
-@click.option("--sticky-worker", is_flag=True,
-              help="Keep each running workflow's generator alive between turns in the app's SDK worker instead of "
-                   "replaying its whole history every turn (falls back to a full replay whenever the history differs "
-                   "from what it holds). Changes nothing in the app: see durahub/sticky/__init__.py.")
-@click.option("--sticky-cache-size", type=int, default=None,
-              help="Workflows the sticky worker keeps (least recently used dropped first). Default: 1000.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(app_id: str | None, db: str, grpc_port: int, http_port: int, log_level: str, sticky_worker: bool,
-        sticky_cache_size: int | None, command: tuple[str, ...]) -> None:
+def run(app_id: str | None, db: str, grpc_port: int, http_port: int, log_level: str, command: tuple[str, ...]) -> None:
     """Run COMMAND next to an engine, like `dapr run -- COMMAND`.
 
     Starts the engine (or attaches to one already serving on those ports, also one another `durahub run`
@@ -166,5 +159,4 @@ def run(app_id: str | None, db: str, grpc_port: int, http_port: int, log_level: 
     except InvalidAppId as exc:
         raise click.BadParameter(str(exc), param_hint="--app-id") from None
     raise SystemExit(run_with_engine(list(command), app_id=app_id, db=db, grpc_port=grpc_port, http_port=http_port,
-                                     log_level=log_level, sticky_worker=sticky_worker,
-                                     sticky_cache_size=sticky_cache_size))
+                                     log_level=log_level))

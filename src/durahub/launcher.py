@@ -229,7 +229,7 @@ def _wait_for_attached_apps(start_lock: int | None, users_lock: int | None, sign
 
 
 def run_with_engine(command: list[str], *, app_id: str, db: str, grpc_port: int, http_port: int,
-                    log_level: str = "info", sticky_worker: bool = False, sticky_cache_size: int | None = None) -> int:
+                    log_level: str = "info") -> int:
     """Run `command` next to an engine (started, or attached to; see the module docstring); return its exit
     code, 128+N if a signal N ended it."""
     signals = _Signals()
@@ -267,11 +267,6 @@ def run_with_engine(command: list[str], *, app_id: str, db: str, grpc_port: int,
         _flock(start_lock, fcntl.LOCK_UN)
 
         env = dict(os.environ, DAPR_GRPC_PORT=str(grpc_port), DAPR_HTTP_PORT=str(http_port), APP_ID=app_id)
-        if sticky_worker:
-            from durahub.sticky import app_env
-
-            env = app_env(env, sticky_cache_size)
-            print(f"{ENGINE_PREFIX}sticky worker on for the app (DURAHUB_STICKY_WORKER=1)", flush=True)
         try:
             app, app_pump = _spawn(command, APP_PREFIX, env)
         except OSError as exc:
