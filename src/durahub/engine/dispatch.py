@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from durahub.engine.cache import StateCache
 from durahub.engine.scheduler import Scheduler
 from durahub.engine.tasks import ActivityTable
-from durahub.engine.work import PendingTask, Stream, Turn, new_id
+from durahub.engine.work import PendingTask, Stream, Turn
 
 log = logging.getLogger("durahub.engine")
 
@@ -31,6 +32,10 @@ class Streams:
         self._streams: dict[int, Stream] = {}
         self._ids = itertools.count(1)
         self._tokens: dict[str, tuple[Stream, Outstanding]] = {}
+        # Completion tokens: a random prefix per engine process (a late answer to an earlier process's dispatch
+        # matches nothing here) and a counter (cheaper than a UUID per dispatch).
+        self._token_prefix = f"{secrets.token_hex(8)}-"
+        self._token_numbers = itertools.count(1)
         # Tokens of activity dispatches whose stream died, so their late answers can still be matched.
         self._retired: OrderedDict[str, int] = OrderedDict()
 
@@ -87,7 +92,7 @@ class Streams:
 
     def issue(self, stream: Stream, item: Outstanding) -> str:
         """A token for an item sent on the stream; its answer must carry it."""
-        token = new_id()
+        token = f"{self._token_prefix}{next(self._token_numbers)}"
         self._tokens[token] = (stream, item)
         stream.outstanding.add(token)
         return token

@@ -165,12 +165,16 @@ class Engine:
         """The next item of the stream's app; a health ping after an idle spell for workers that want them."""
         jobs = self._scheduler.queue(stream.app_id)
         while True:
-            try:
-                job = await asyncio.wait_for(jobs.get(), timeout=self.config.health_ping_seconds if stream.pings else None)
-            except TimeoutError:
-                item = pb.WorkItem()
-                item.healthPing.SetInParent()
-                return item
+            if not jobs.empty():
+                job = jobs.get_nowait()  # under load, most of the time: no timeout to arm
+            else:
+                try:
+                    job = await asyncio.wait_for(jobs.get(),
+                                                 timeout=self.config.health_ping_seconds if stream.pings else None)
+                except TimeoutError:
+                    item = pb.WorkItem()
+                    item.healthPing.SetInParent()
+                    return item
             if stream.closed:
                 jobs.put_nowait(job)
                 raise asyncio.CancelledError()
