@@ -17,6 +17,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from typing import overload
 
 from durahub.config import Config
 from durahub.core.apps import app_of, check_app_id, id_of, instance_key, split_key
@@ -278,7 +279,7 @@ class Engine:
 
     async def query_instances(self, query: InstanceQuery) -> list[InstanceRow]:
         rows = await self._instances.query(self._store_query(query))
-        return [public_row(r) for r in rows if r is not None]  # type: ignore[misc]
+        return [public_row(r) for r in rows]
 
     async def rerun_from_event(self, source_id: str, event_id: int, new_id: str | None, input: str | None,
                                overwrite_input: bool, new_child_id: str = "", app: str | None = None) -> str:
@@ -305,6 +306,14 @@ class AppInfo:
     app_id: str
     workers: int  # connected to this engine
     queued: int  # turns and activities waiting for one of its workers
+
+
+@overload
+def public_row(row: InstanceRow) -> InstanceRow: ...
+
+
+@overload
+def public_row(row: None) -> None: ...
 
 
 def public_row(row: InstanceRow | None) -> InstanceRow | None:
