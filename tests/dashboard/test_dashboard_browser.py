@@ -145,6 +145,7 @@ def test_run_page_draws_the_fan_out_graph_and_timeline(server: DurahubServer, ru
     assert {label[e["target"]] for e in g["edges"] if e["source"] in workers} == {"process_results"}
     for node_id in workers:
         expect(graph.locator(f'g[data-node="{node_id}"]')).to_have_count(1)
+    expect(graph.get_by_test_id("graph-edges")).to_have_attribute("data-count", str(len(g["edges"])))
     # Timeline: one bar per step, the five items overlapping in time.
     bars = page.get_by_test_id("timeline-svg").locator("g.bar")
     expect(bars).to_have_count(7)

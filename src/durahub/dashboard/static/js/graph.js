@@ -40,15 +40,40 @@ export function importSvg(text) {
 
 const FONT = "system-ui, -apple-system, 'Segoe UI', sans-serif";
 
-/** The graph as an <svg> built from its layout (numbers and plain text only). */
+const ARROW = 9.8; // the SVG drawing's marker: 7 units of stroke width 1.4
+const STROKE = "#6b7280";
+
+/** A filled arrowhead at the end of an edge's path "M x,y C x,y x,y x,y", along its last control segment. */
+function arrowHead(d) {
+  const n = d.split(/[\s,MC]+/).filter(Boolean).map(Number);
+  const [cx, cy, x, y] = n.slice(-4);
+  const len = Math.hypot(x - cx, y - cy) || 1;
+  const [ux, uy] = [(x - cx) / len, (y - cy) / len];
+  const [bx, by] = [x - ux * ARROW, y - uy * ARROW];
+  const w = ARROW / 2;
+  return `M${x},${y}L${bx - uy * w},${by + ux * w}L${bx + uy * w},${by - ux * w}Z`;
+}
+
+/** The graph as an <svg> built from its layout (numbers and plain text only). Edges without a hover text are
+ * drawn as one path (and their arrowheads as one more): a big fan-out/fan-in graph has thousands. */
 export function drawGraph(layout, caption) {
   const { width, height } = layout;
-  const edges = s("g", { fill: "none", stroke: "#6b7280", "stroke-width": 1.4, "marker-end": "url(#arrow)" });
+  const plain = [];
+  const heads = [];
+  const special = s("g", { fill: "none", stroke: STROKE, "stroke-width": 1.4 });
   const labels = s("g", { "font-size": 10, fill: "#374151" });
   for (const e of layout.edges) {
-    edges.append(s("path", { d: e.d, "stroke-dasharray": e.late ? "5 4" : null }, e.title ? s("title", {}, e.title) : null));
+    heads.push(arrowHead(e.d));
+    if (e.late || e.title) {
+      special.append(s("path", { d: e.d, "stroke-dasharray": e.late ? "5 4" : null }, e.title ? s("title", {}, e.title) : null));
+    } else {
+      plain.push(e.d);
+    }
     if (e.label) labels.append(s("text", { x: e.label_x, y: e.label_y }, e.label));
   }
+  const edges = s("g", { "data-testid": "graph-edges", "data-count": String(layout.edges.length) },
+    plain.length ? s("path", { d: plain.join(""), fill: "none", stroke: STROKE, "stroke-width": 1.4 }) : null,
+    special, heads.length ? s("path", { d: heads.join(""), fill: STROKE }) : null);
   const nodes = s("g", { "stroke-width": 1.5, "text-anchor": "middle" });
   for (const n of layout.nodes) {
     const cx = n.x + n.width / 2;
@@ -60,8 +85,6 @@ export function drawGraph(layout, caption) {
       s("text", { x: cx, y: n.y + 34, "font-size": 10.5, fill: "#374151" }, n.detail)));
   }
   return s("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": caption, "font-family": FONT },
-    s("defs", {}, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7,
-                                orient: "auto-start-reverse" }, s("path", { d: "M0,0 L10,5 L0,10 z", fill: "#6b7280" }))),
     s("rect", { width, height, fill: "#ffffff" }), edges, labels, nodes);
 }
 
