@@ -13,7 +13,7 @@
    PENDING, with no worker), then a worker connects and runs them all: the time until the counts show them
    COMPLETED (or how many were, after `--burst-timeout`), and the longest the page's main thread was blocked
    meanwhile (the lag of a 50 ms timer; and the longest task the browser reported) while the burst of changes
-   streams in.
+   streams in; next to the lag of the same timer in an idle page, which is what the machine's load alone causes.
 
 `--ab SRC` runs part 1 for the durahub source tree SRC (A, e.g. a `git worktree` of the parent commit) and for
 this checkout's (B), each in its own process, interleaved A B B A ... `--rounds` times, and prints each one's
@@ -149,7 +149,13 @@ def list_page(browser: Any, server: Server, base: str, count: int, burst_timeout
           f" {filtered * 1000:.0f} ms", flush=True)
     page.goto(f"{base}/dashboard/?prefix=list-")
     page.wait_for_selector("tbody tr[data-instance]", timeout=120_000)
-    page.evaluate("window.__maxLag = 0; window.__longestTask = 0")
+    # The same probe in a page doing nothing, in its own renderer process: how late a timer runs anyway on this
+    # (shared, loaded) machine, the floor under the list page's figure.
+    idle = browser.new_page()
+    idle.set_content("<p>idle</p>")
+    idle.add_script_tag(content=LAG_PROBE)
+    for probe in (page, idle):
+        probe.evaluate("window.__maxLag = 0; window.__longestTask = 0")
     t0 = time.perf_counter()
     runtime = wf.WorkflowRuntime(host="127.0.0.1", port=str(server.grpc_port), maximum_thread_pool_workers=16)
     runtime.register_workflow(bench_list)
@@ -163,11 +169,14 @@ def list_page(browser: Any, server: Server, base: str, count: int, burst_timeout
             done = int(page.get_attribute('button.chip[data-status="COMPLETED"]', "data-count") or 0)
         burst = time.perf_counter() - t0
         lag, longest = page.evaluate("[window.__maxLag, window.__longestTask]")
+        idle_lag = idle.evaluate("window.__maxLag")
     finally:
         runtime.shutdown()
     page.close()
+    idle.close()
     return {"instances": count, "first_page_and_counts_s": first, "status_filter_s": filtered,
-            "burst_s": burst, "burst_completed": done, "max_main_thread_lag_ms": lag, "longest_task_ms": longest}
+            "burst_s": burst, "burst_completed": done, "max_main_thread_lag_ms": lag, "longest_task_ms": longest,
+            "idle_page_max_lag_ms": idle_lag}
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -195,7 +204,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                            f"only {listing['burst_completed']} COMPLETED after {listing['burst_s']:.1f} s")
                     print(f"list: then a worker ran them: {ran}; the page's main thread blocked at most"
                           f" {listing['max_main_thread_lag_ms']:.0f} ms meanwhile (longest task"
-                          f" {listing['longest_task_ms']:.0f} ms)", flush=True)
+                          f" {listing['longest_task_ms']:.0f} ms; an idle page's timer lagged up to"
+                          f" {listing['idle_page_max_lag_ms']:.0f} ms meanwhile)", flush=True)
                 browser.close()
         finally:
             server.stop_thread()
