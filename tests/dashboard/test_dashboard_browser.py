@@ -145,6 +145,7 @@ def test_run_page_draws_the_fan_out_graph_and_timeline(server: DurahubServer, ru
     assert {label[e["target"]] for e in g["edges"] if e["source"] in workers} == {"process_results"}
     for node_id in workers:
         expect(graph.locator(f'g[data-node="{node_id}"]')).to_have_count(1)
+    expect(graph.get_by_test_id("graph-edges")).to_have_attribute("data-count", str(len(g["edges"])))
     # Timeline: one bar per step, the five items overlapping in time.
     bars = page.get_by_test_id("timeline-svg").locator("g.bar")
     expect(bars).to_have_count(7)
@@ -155,6 +156,47 @@ def test_run_page_draws_the_fan_out_graph_and_timeline(server: DurahubServer, ru
     items.first.click()
     expect(page.get_by_test_id("node-detail")).to_contain_text("process_work_item")
     page.screenshot(path=str(artifacts / "run-fan-out.png"), full_page=True)
+
+
+def test_long_history_is_shown_a_page_at_a_time(server: DurahubServer, runtime: wf.WorkflowRuntime,
+                                                client: wf.DaprWorkflowClient,
+                                                open_page: Callable[..., Any]) -> None:
+    fan_out(client, "fan-120", items=120)
+    page = run_page(open_page, server, "fan-120")
+    history = page.locator("#history")
+    rows = history.locator("details.history-group")
+    expect(rows).to_have_count(100)  # the first page; the rest on demand
+    counted = re.search(r"(\d+) events in (\d+) rows", history.locator(".toolbar").inner_text())
+    assert counted, history.inner_text()
+    total = int(counted.group(2))
+    assert total > 120
+    expect(page.get_by_test_id("history-more")).to_contain_text(f"Show {total - 100} more rows")
+    page.get_by_test_id("history-more").click()
+    expect(rows).to_have_count(total)
+    expect(page.get_by_test_id("history-more")).to_have_count(0)
+    # An opened row shows its events; newest first keeps every row shown.
+    last = rows.last
+    last.locator("summary").click()
+    expect(last.locator("pre.json")).not_to_have_count(0)
+    history.get_by_label("Newest first").check()
+    expect(rows).to_have_count(total)
+    expect(rows.first).to_contain_text("executionCompleted")
+    # A timeline bar picks its step, by click or by keyboard (one listener for all the bars).
+    bars = page.get_by_test_id("timeline-svg").locator("g.bar")
+    bars.filter(has_text="process_results").locator("rect").first.click()
+    expect(page.get_by_test_id("node-detail")).to_contain_text("process_results")
+    bars.filter(has_text="get_work_batch").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("node-detail")).to_contain_text("get_work_batch")
+
+
+def test_the_page_preloads_every_module() -> None:
+    """Every script module is named in the page's modulepreload links, so the browser fetches them all at once
+    (not one level of imports after another)."""
+    static = Path(__file__).parents[2] / "src" / "durahub" / "dashboard" / "static"
+    shell = (static / "index.html").read_text(encoding="utf-8")
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/dashboard/static/js/([\w-]+\.js)">', shell))
+    assert preloaded == {p.name for p in (static / "js").glob("*.js")} - {"app.js"}
 
 
 def test_failed_step_is_marked_with_its_message(server: DurahubServer, runtime: wf.WorkflowRuntime,

@@ -1,5 +1,6 @@
 """The views routes of /durahub/v1 over real HTTP against a real server with SDK workers: stats, an instance's
-summary, timeline, graph (JSON, Mermaid, DOT, SVG), tree, and a workflow's map; errors in the API's JSON shape."""
+summary, timeline, graph (JSON, Mermaid, DOT, SVG), tree, all of them at once (overview), and a workflow's
+map; errors in the API's JSON shape."""
 
 from __future__ import annotations
 
@@ -88,14 +89,18 @@ def test_openapi_documents_the_view_routes(server: DurahubServer) -> None:
     spec = get(server, "/openapi.json").json()
     assert set(spec["paths"]) >= {"/stats", "/instances/{instance_id}/summary", "/instances/{instance_id}/timeline",
                                   "/instances/{instance_id}/graph", "/instances/{instance_id}/tree",
-                                  "/workflows/{workflow_name}/map"}
+                                  "/instances/{instance_id}/overview", "/workflows/{workflow_name}/map"}
+    overview = spec["paths"]["/instances/{instance_id}/overview"]["get"]["responses"]["200"]["content"]
+    schema = overview["application/json"]["schema"]["$ref"].split("/")[-1]
+    assert set(spec["components"]["schemas"][schema]["properties"]) == {
+        "instance", "summary", "timeline", "tree", "graph", "layout"}
     graph_200 = spec["paths"]["/instances/{instance_id}/graph"]["get"]["responses"]["200"]["content"]
     assert set(graph_200) == {"application/json", "text/vnd.mermaid", "text/vnd.graphviz", "image/svg+xml"}
 
 
 def test_unknown_instance_is_404_in_the_api_error_shape(server: DurahubServer) -> None:
     missing = new_id("missing")
-    for view in ("summary", "timeline", "graph", "tree"):
+    for view in ("summary", "timeline", "graph", "tree", "overview"):
         r = get(server, f"/instances/{missing}/{view}")
         assert r.status_code == 404, (view, r.text)
         assert set(r.json()) == {"detail"} and missing in r.json()["detail"]
@@ -147,6 +152,30 @@ def test_timeline_and_graph_in_every_format(server: DurahubServer, client: wf.Da
     assert ET.fromstring(svg.text).tag == "{http://www.w3.org/2000/svg}svg"
 
 
+def test_overview_is_every_view_of_the_run_at_once(server: DurahubServer, client: wf.DaprWorkflowClient) -> None:
+    iid = run(client, root_wf, 2)
+    o = get(server, f"/instances/{iid}/overview").json()
+    instance = get(server, f"/instances/{iid}").json()
+    assert o["instance"] == instance and [e["kind"] for e in o["instance"]["history"]][-1] == "executionCompleted"
+    for view in ("summary", "timeline", "graph", "tree"):
+        alone = get(server, f"/instances/{iid}/{view}").json()
+        if view == "summary":  # "now" differs between the two calls
+            assert o[view].pop("now_us") <= alone.pop("now_us")
+        assert o[view] == alone, view
+    # The layout: a box per node, a path per edge, inside the drawing; what the SVG drawing is made of.
+    layout, g = o["layout"], o["graph"]
+    assert [n["id"] for n in layout["nodes"]] == [n["id"] for n in g["nodes"]]
+    assert sorted((e["source"], e["target"]) for e in layout["edges"]) == sorted(
+        (e["source"], e["target"]) for e in g["edges"])
+    assert all(0 <= n["x"] and n["x"] + n["width"] <= layout["width"] and n["y"] + n["height"] <= layout["height"]
+               for n in layout["nodes"])
+    assert all(e["d"].startswith("M") for e in layout["edges"])
+    svg = get(server, f"/instances/{iid}/graph", format="svg").text
+    assert all(f'data-node="{n["id"]}"' in svg and n["title"] in svg for n in layout["nodes"])
+    shallow = get(server, f"/instances/{iid}/overview", depth=1).json()["tree"]
+    assert all(c["truncated"] for c in shallow["children"])
+
+
 def test_hostile_names_come_out_as_text(server: DurahubServer, client: wf.DaprWorkflowClient) -> None:
     iid = run(client, HOSTILE, 1)
     g = get(server, f"/instances/{iid}/graph").json()
@@ -156,6 +185,8 @@ def test_hostile_names_come_out_as_text(server: DurahubServer, client: wf.DaprWo
     assert "<img" not in svg and HOSTILE in "".join(e.text or "" for e in root.iter())
     for fmt in ("mermaid", "dot"):
         assert "<img" not in get(server, f"/instances/{iid}/graph", format=fmt).text
+    layout = get(server, f"/instances/{iid}/overview").json()["layout"]  # plain text, for text nodes
+    assert [n["title"] for n in layout["nodes"]][:2] == [HOSTILE, HOSTILE]
 
 
 def test_tree_of_children(server: DurahubServer, client: wf.DaprWorkflowClient) -> None:

@@ -11,11 +11,22 @@ from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import Annotated, Any
 
+import pydantic_core
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from durahub.api.common import MAX_ID_LENGTH
-from durahub.api.extensions import APP_ID_PATTERN, NO_NUL, AppQuery, ErrorBody, InstanceIdPath
+from durahub.api.extensions import (
+    APP_ID_PATTERN,
+    NO_NUL,
+    AppQuery,
+    ErrorBody,
+    InstanceIdPath,
+    InstanceWithHistory,
+    event_model,
+    instance_model,
+)
 from durahub.core import views
 from durahub.core.views.instances import InstanceCounter, instance_key
 from durahub.core.views.timeline import DEFAULT_MIN_GAP_US
@@ -63,6 +74,17 @@ DRAWINGS: dict[str, Any] = {
 FormatQuery = Annotated[GraphFormat, Query(description="json, or mermaid / dot / svg text")]
 
 
+class RunOverview(BaseModel):
+    """Everything the dashboard's run page shows, from one read of the history."""
+
+    instance: InstanceWithHistory
+    summary: views.Summary
+    timeline: views.Timeline
+    tree: views.TreeNode
+    graph: views.Graph
+    layout: views.GraphLayout = Field(description="The graph laid out: node boxes and edge paths to draw")
+
+
 def _drawing(g: views.Graph, fmt: GraphFormat) -> Response:
     if fmt is GraphFormat.svg:
         return Response(views.to_svg(g), media_type=MEDIA_TYPES[fmt], headers=SVG_HEADERS)
@@ -80,6 +102,24 @@ async def _pages(engine: Engine, query: InstanceQuery) -> AsyncIterator[list[Ins
         if len(rows) < PAGE:
             return
         query.after = (rows[-1].created_us, rows[-1].key)
+
+
+async def _tree(engine: Engine, root: InstanceRow, depth: int) -> views.TreeNode:
+    """`root` and its children to `depth` levels, breadth first, at most MAX_TREE_NODES looked up."""
+    children_of: dict[tuple[str, str], list[InstanceRow]] = {}
+    frontier, seen = [root], 1
+    for _ in range(depth):
+        following: list[InstanceRow] = []
+        for row in frontier:
+            if seen >= MAX_TREE_NODES:
+                break  # what is left is marked truncated
+            query = InstanceQuery(parent_id=row.instance_id, parent_app_id=row.app_id)
+            kids = [r async for page in _pages(engine, query) for r in page]
+            children_of[instance_key(row)] = kids
+            seen += len(kids)
+            following += kids
+        frontier = following
+    return views.tree(root, children_of, max_depth=depth)
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "No such instance", "model": ErrorBody}}
@@ -112,8 +152,7 @@ def views_router(engine: Engine, endpoint_app: str) -> APIRouter:
     ) -> views.Stats:
         counter = InstanceCounter("status" if group_by is GroupBy.status else "workflow_name")
         query = InstanceQuery(app_id=app_id, name=workflow_name, id_prefix=instance_id_prefix)
-        async for rows in _pages(engine, query):
-            counter.add(rows)
+        counter.add_counts(await engine.count_instances(query, by_name=group_by is GroupBy.workflow_name))
         return counter.stats()
 
     @router.get("/instances/{instance_id}/summary", response_model=views.Summary, responses=ERRORS,
@@ -145,21 +184,31 @@ def views_router(engine: Engine, endpoint_app: str) -> APIRouter:
         depth: Annotated[int, Query(ge=1, le=MAX_TREE_DEPTH)] = 10,
         app_id: AppQuery = None,
     ) -> views.TreeNode:
-        root = await row_of(instance_id, app_id)
-        children_of: dict[tuple[str, str], list[InstanceRow]] = {}
-        frontier, seen = [root], 1
-        for _ in range(depth):
-            following: list[InstanceRow] = []
-            for row in frontier:
-                if seen >= MAX_TREE_NODES:
-                    break  # what is left is marked truncated
-                query = InstanceQuery(parent_id=row.instance_id, parent_app_id=row.app_id)
-                kids = [r async for page in _pages(engine, query) for r in page]
-                children_of[instance_key(row)] = kids
-                seen += len(kids)
-                following += kids
-            frontier = following
-        return views.tree(root, children_of, max_depth=depth)
+        return await _tree(engine, await row_of(instance_id, app_id), depth)
+
+    @router.get("/instances/{instance_id}/overview", response_model=RunOverview, responses=ERRORS,
+                summary="The instance with its history, summary, timeline, children tree, graph and the graph's"
+                        " layout in one answer (what the dashboard's run page shows)")
+    async def overview(
+        instance_id: InstanceIdPath,
+        depth: Annotated[int, Query(ge=1, le=MAX_TREE_DEPTH, description="Levels of the children tree")] = 10,
+        app_id: AppQuery = None,
+    ) -> Response:
+        row = await row_of(instance_id, app_id)
+        history = await engine.history(instance_id, app=row.app_id)
+        if history is None:  # purged meanwhile
+            raise InstanceNotFound(instance_id)
+        now_us = engine.clock.now_us()
+        execution = views.read_execution(history)  # once for all the views
+        graph = views.build_graph(execution)
+        instance = instance_model(row).model_dump()
+        instance["history"] = [event_model(e) for e in history]
+        body = {"instance": instance, "summary": views.summarize(execution, now_us),
+                "timeline": views.build_timeline(execution, history, now_us), "tree": await _tree(engine, row, depth),
+                "graph": graph, "layout": views.layout(graph)}
+        # Built from the same models and dataclasses the schema names, encoded without validating them again
+        # (a long history's answer would spend most of its time there).
+        return Response(pydantic_core.to_json(body), media_type="application/json")
 
     @router.get("/workflows/{workflow_name}/map", response_model=views.WorkflowMap,
                 responses={200: DRAWINGS,

@@ -221,6 +221,10 @@ class Instances:
                    after=query.after[1] if query.after else None)
         return await self._store.query_instances(query)
 
+    async def count(self, query: InstanceQuery, by_name: bool) -> list[tuple[int, str, int]]:
+        check_text(name=query.name, id_prefix=query.id_prefix, parent_id=query.parent_id)
+        return await self._store.count_instances(query, by_name)
+
     @run_to_completion
     async def rerun(
         self, source_id: str, event_id: int, new_instance_id: str | None, input: str | None, overwrite_input: bool,

@@ -281,6 +281,11 @@ class Engine:
         rows = await self._instances.query(self._store_query(query))
         return [public_row(r) for r in rows]
 
+    async def count_instances(self, query: InstanceQuery, by_name: bool = False) -> list[tuple[int, str, int]]:
+        """(status, workflow name, count) of the instances matching `query` (its cursor and limit aside); the
+        name is "" unless `by_name`."""
+        return await self._instances.count(self._store_query(query), by_name)
+
     async def rerun_from_event(self, source_id: str, event_id: int, new_id: str | None, input: str | None,
                                overwrite_input: bool, new_child_id: str = "", app: str | None = None) -> str:
         key = await self._instances.rerun(self._key(source_id, app), event_id, new_id, input, overwrite_input,

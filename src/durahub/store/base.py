@@ -269,6 +269,11 @@ class Store(abc.ABC):
     async def query_instances(self, query: InstanceQuery) -> list[InstanceRow]: ...
 
     @abc.abstractmethod
+    async def count_instances(self, query: InstanceQuery, by_name: bool) -> list[tuple[int, str, int]]:
+        """(status, workflow name, count) of the instances matching `query` (not its cursor or limit); the name
+        is "" unless `by_name`."""
+
+    @abc.abstractmethod
     async def purge(self, instance_id: str, recursive: bool, force: bool) -> list[str]:
         """Delete a terminal instance (and, recursively, its children first). Returns the ids deleted."""
 

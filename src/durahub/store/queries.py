@@ -5,6 +5,7 @@ They run on the reader thread's connection, or inline on the event loop's for po
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from durahub.core.apps import app_of, instance_key, key_range
@@ -126,6 +127,29 @@ def query_instances(c: Conn, query: InstanceQuery) -> list[InstanceRow]:
 
 def instance_query_sql(q: InstanceQuery) -> tuple[str, list[Any]]:
     """Portable SQL for an instance listing (positional `?` parameters)."""
+    where, args = _instance_filter(q)
+    sql = f"SELECT {ROW_COLUMNS} FROM instances"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY created_us, instance_id LIMIT ?"
+    args.append(q.limit)
+    return sql, args
+
+
+def count_instances(c: Conn, q: InstanceQuery, by_name: bool) -> list[tuple[int, str, int]]:
+    """(status, workflow name or "", count) of the instances matching `q` (its cursor and limit aside),
+    counted by the database rather than by reading every row."""
+    where, args = _instance_filter(dataclasses.replace(q, after=None))
+    columns = "status, name" if by_name else "status"
+    sql = f"SELECT {columns}, COUNT(*) FROM instances"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" GROUP BY {columns}"
+    return [(status_from_name(r[0]), r[1], r[2]) if by_name else (status_from_name(r[0]), "", r[1])
+            for r in c.execute(sql, args)]
+
+
+def _instance_filter(q: InstanceQuery) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []
     if q.statuses:
@@ -154,12 +178,7 @@ def instance_query_sql(q: InstanceQuery) -> tuple[str, list[Any]]:
     if q.after is not None:
         where.append("(created_us > ? OR (created_us = ? AND instance_id > ?))")
         args.extend([q.after[0], q.after[0], q.after[1]])
-    sql = f"SELECT {ROW_COLUMNS} FROM instances"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY created_us, instance_id LIMIT ?"
-    args.append(q.limit)
-    return sql, args
+    return where, args
 
 
 def settings(c: Conn, prefix: str) -> dict[str, str]:

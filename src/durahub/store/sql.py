@@ -171,6 +171,9 @@ class SqlStore(Store):
     async def query_instances(self, query: InstanceQuery) -> list[InstanceRow]:
         return await self.runner.read(lambda c: q.query_instances(c, query))
 
+    async def count_instances(self, query: InstanceQuery, by_name: bool) -> list[tuple[int, str, int]]:
+        return await self.runner.read(lambda c: q.count_instances(c, query, by_name))
+
     async def purge(self, instance_id: str, recursive: bool, force: bool) -> list[str]:
         def run(c: Conn) -> list[str]:
             purged = tx.purge(c, instance_id, recursive, force)

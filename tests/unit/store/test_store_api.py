@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from durahub.core.state import COMPLETED, RUNNING
+from durahub.core.apps import instance_key
+from durahub.core.state import COMPLETED, RUNNING, status_name
 from durahub.store.base import (
     InstanceExists,
     InstanceNotFound,
@@ -129,3 +132,36 @@ def test_changes_are_announced_once_per_transaction(tmp_path: Path) -> None:
         ["c:me:a", "i:me:a"],
         ["c:me:a", "c:me:c", "i:me:c"],
     ]
+
+
+def test_counts_match_the_listing(tmp_path: Path) -> None:
+    """count_instances counts in the database what query_instances lists, for the same filters."""
+
+    async def run() -> None:
+        store = SqliteStore(str(tmp_path / "db"), synchronous="normal")
+        await store.open()
+        try:
+            for i in range(12):
+                app = "a" if i < 8 else "b"
+                await store.create_instance(NewInstance(instance_id=instance_key(app, f"{'x' if i % 3 else 'y'}{i}"),
+                                                        name=f"wf{i % 2}", created_us=i + 1, input=None,
+                                                        start_event=b"s"))
+            await store.runner.write(lambda c: c.execute(
+                "UPDATE instances SET status = 'COMPLETED' WHERE created_us <= 5"))
+            queries = [InstanceQuery(), InstanceQuery(app_id="a"), InstanceQuery(name="wf1"),
+                       InstanceQuery(app_id="a", id_prefix="x"), InstanceQuery(statuses=[COMPLETED]),
+                       InstanceQuery(statuses=[COMPLETED, RUNNING], name="wf0", created_from_us=3),
+                       InstanceQuery(after=(6, instance_key("a", "y6")), limit=1)]  # cursor and limit: ignored
+            for query in queries:
+                listed = await store.query_instances(dataclasses.replace(query, after=None, limit=1000))
+                expected = Counter((status_name(r.status), r.name) for r in listed)
+                by_name = await store.count_instances(query, by_name=True)
+                assert Counter({(status_name(s), n): c for s, n, c in by_name}) == expected, query
+                by_status = await store.count_instances(query, by_name=False)
+                assert {status_name(s): c for s, n, c in by_status} == dict(
+                    Counter(status_name(r.status) for r in listed)), query
+                assert all(n == "" for _, n, _ in by_status)
+        finally:
+            await store.close()
+
+    asyncio.run(run())

@@ -12,12 +12,12 @@ from durahub.core.views.graph import Edge, Graph, Node, build_graph, graph
 from durahub.core.views.instances import Stats, TreeNode, status_counts, tree
 from durahub.core.views.render import to_dot, to_mermaid
 from durahub.core.views.summary import Summary, summarize, summary
-from durahub.core.views.svg import to_svg
+from durahub.core.views.svg import EdgeShape, GraphLayout, NodeShape, layout, to_svg
 from durahub.core.views.timeline import Timeline, build_timeline, timeline
 from durahub.core.views.workflow_map import WorkflowMap, workflow_map
 
 __all__ = [
-    "Edge", "Execution", "Graph", "Node", "Stats", "Step", "Summary", "Timeline", "TreeNode", "WorkflowMap",
-    "build_graph", "build_timeline", "graph", "read_execution", "status_counts", "summarize", "summary",
+    "Edge", "EdgeShape", "Execution", "Graph", "GraphLayout", "Node", "NodeShape", "Stats", "Step", "Summary", "Timeline", "TreeNode", "WorkflowMap",
+    "build_graph", "build_timeline", "graph", "layout", "read_execution", "status_counts", "summarize", "summary",
     "timeline", "to_dot", "to_mermaid", "to_svg", "tree", "workflow_map",
 ]

@@ -109,6 +109,15 @@ class InstanceCounter:
             if self.group_by == "workflow_name":
                 self.by_name.setdefault(row.name, Counter())[status] += 1
 
+    def add_counts(self, counts: Iterable[tuple[int, str, int]]) -> None:
+        """(status, workflow name, count) triples, as a store counts them."""
+        for status_code, name, count in counts:
+            status = status_name(status_code)
+            self.total += count
+            self.by_status[status] += count
+            if self.group_by == "workflow_name":
+                self.by_name.setdefault(name, Counter())[status] += count
+
     def stats(self) -> Stats:
         if self.group_by == "status":
             keys = list(CHIP_STATUSES) + sorted(set(self.by_status) - set(CHIP_STATUSES))

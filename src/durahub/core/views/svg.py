@@ -135,9 +135,50 @@ def _place(graph: Graph, forward: list[Edge]) -> tuple[dict[str, Box], float, fl
     return boxes, total_width, height
 
 
-def _edge(edge: Edge, boxes: dict[str, Box], backward: bool) -> list[str]:
+@dataclass
+class NodeShape:
+    """A node as drawn: its box, colours and two lines of text (plain text: a renderer must not parse it)."""
+
+    id: str
+    kind: str
+    x: float
+    y: float
+    width: float
+    height: float
+    rx: float
+    fill: str
+    stroke: str
+    dashed: bool
+    title: str  # first line
+    detail: str  # second line
+    tip: str  # the hover text
+
+
+@dataclass
+class EdgeShape:
+    source: str
+    target: str
+    d: str  # the SVG path
+    late: bool  # drawn dashed
+    title: str  # hover text ("" for none)
+    label: str  # text at (label_x, label_y), "" for none
+    label_x: float
+    label_y: float
+
+
+@dataclass
+class GraphLayout:
+    """Where everything of a graph goes, for a client that draws it itself (the dashboard builds its SVG from
+    this with text nodes, rather than parsing SVG text)."""
+
+    width: float
+    height: float
+    nodes: list[NodeShape]
+    edges: list[EdgeShape]
+
+
+def _edge(edge: Edge, boxes: dict[str, Box], backward: bool) -> EdgeShape:
     a, b = boxes[edge.source], boxes[edge.target]
-    dash = ' stroke-dasharray="5 4"' if edge.late else ""
     if backward:  # around the right of both nodes, back up
         x1, y1 = a.x + a.width, a.y + NODE_HEIGHT / 2
         x2, y2 = b.x + b.width, b.y + NODE_HEIGHT / 2
@@ -151,43 +192,66 @@ def _edge(edge: Edge, boxes: dict[str, Box], backward: bool) -> list[str]:
         path = f"M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + bend:.1f} {x2:.1f},{y2 - bend:.1f} {x2:.1f},{y2:.1f}"
         mid_x, mid_y = (x1 + x2) / 2, (y1 + y2) / 2
     title = "completed after the step it leads to began" if edge.late else ""
-    out = [f'<path d="{path}" fill="none" stroke="#6b7280" stroke-width="1.4"{dash} marker-end="url(#arrow)">'
-           + (f"<title>{title}</title>" if title else "") + "</path>"]
-    if edge.label:
-        out.append(f'<text x="{mid_x + 4:.1f}" y="{mid_y:.1f}" font-size="10" fill="#374151" {FONT}>'
-                   f"{_text(edge.label)}</text>")
-    return out
+    return EdgeShape(source=edge.source, target=edge.target, d=path, late=edge.late, title=title,
+                     label=clean(edge.label, 400) if edge.label else "", label_x=round(mid_x + 4, 1),
+                     label_y=round(mid_y, 1))
 
 
-def _node(box: Box) -> list[str]:
+def _node(box: Box) -> NodeShape:
     node = box.node
     fill, stroke = COLOURS.get(node.status, DEFAULT_COLOURS)
     title, detail = node_lines(node)
-    radius = NODE_HEIGHT / 2 if node.kind in ("start", "end") else 6
-    dash = ' stroke-dasharray="4 3"' if node.kind in ("timer", "event") else ""
     tip = [f"{node.kind}: {node.label}", f"status: {node.status}"]
     if node.failure:
         tip.append(node.failure)
     if node.instance_id:
         tip.append(f"instance: {node.instance_id}")
+    return NodeShape(id=node.id, kind=node.kind, x=round(box.x, 1), y=round(box.y, 1), width=round(box.width, 1),
+                     height=NODE_HEIGHT, rx=NODE_HEIGHT / 2 if node.kind in ("start", "end") else 6, fill=fill,
+                     stroke=stroke, dashed=node.kind in ("timer", "event"), title=title, detail=detail,
+                     tip=clean(" | ".join(tip), 400))
+
+
+def layout(graph: Graph) -> GraphLayout:
+    """The graph laid out: node boxes and edge paths, in drawing order (edges first, then nodes)."""
+    forward, back = _split_back_edges(graph)
+    boxes, width, height = _place(graph, forward)
+    if back:
+        width += 60  # room for the edges that loop back around the right
+    edges = [_edge(e, boxes, backward=False) for e in forward] + [_edge(e, boxes, backward=True) for e in back]
+    return GraphLayout(width=round(width), height=round(height), nodes=[_node(b) for b in boxes.values()],
+                       edges=edges)
+
+
+def _edge_svg(edge: EdgeShape) -> list[str]:
+    dash = ' stroke-dasharray="5 4"' if edge.late else ""
+    out = [f'<path d="{edge.d}" fill="none" stroke="#6b7280" stroke-width="1.4"{dash} marker-end="url(#arrow)">'
+           + (f"<title>{_text(edge.title)}</title>" if edge.title else "") + "</path>"]
+    if edge.label:
+        out.append(f'<text x="{edge.label_x:.1f}" y="{edge.label_y:.1f}" font-size="10" fill="#374151" {FONT}>'
+                   f"{_text(edge.label)}</text>")
+    return out
+
+
+def _node_svg(shape: NodeShape) -> list[str]:
+    dash = ' stroke-dasharray="4 3"' if shape.dashed else ""
+    centre = shape.x + shape.width / 2
     return [
-        f'<g data-node="{_text(node.id)}">',
-        f"<title>{_text(' | '.join(tip))}</title>",
-        f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.width:.1f}" height="{NODE_HEIGHT}" rx="{radius:.0f}"'
-        f' fill="{fill}" stroke="{stroke}" stroke-width="1.5"{dash}/>',
-        f'<text x="{box.centre:.1f}" y="{box.y + 18:.1f}" text-anchor="middle" font-size="12" font-weight="600"'
-        f' fill="#111827" {FONT}>{_text(title)}</text>',
-        f'<text x="{box.centre:.1f}" y="{box.y + 34:.1f}" text-anchor="middle" font-size="10.5" fill="#374151"'
-        f" {FONT}>{_text(detail)}</text>",
+        f'<g data-node="{_text(shape.id)}">',
+        f"<title>{_text(shape.tip)}</title>",
+        f'<rect x="{shape.x:.1f}" y="{shape.y:.1f}" width="{shape.width:.1f}" height="{shape.height}"'
+        f' rx="{shape.rx:.0f}" fill="{shape.fill}" stroke="{shape.stroke}" stroke-width="1.5"{dash}/>',
+        f'<text x="{centre:.1f}" y="{shape.y + 18:.1f}" text-anchor="middle" font-size="12" font-weight="600"'
+        f' fill="#111827" {FONT}>{_text(shape.title)}</text>',
+        f'<text x="{centre:.1f}" y="{shape.y + 34:.1f}" text-anchor="middle" font-size="10.5" fill="#374151"'
+        f" {FONT}>{_text(shape.detail)}</text>",
         "</g>",
     ]
 
 
 def to_svg(graph: Graph) -> str:
-    forward, back = _split_back_edges(graph)
-    boxes, width, height = _place(graph, forward)
-    if back:
-        width += 60  # room for the edges that loop back around the right
+    drawn = layout(graph)
+    width, height = drawn.width, drawn.height
     caption = graph.workflow_name or "workflow"
     description = ("merged graph of runs" if not graph.instance_id
                    else "observed causal order of this run; branches not taken are absent")
@@ -200,11 +264,9 @@ def to_svg(graph: Graph) -> str:
         ' orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#6b7280"/></marker></defs>',
         f'<rect width="{width:.0f}" height="{height:.0f}" fill="#ffffff"/>',
     ]
-    for edge in forward:
-        parts += _edge(edge, boxes, backward=False)
-    for edge in back:
-        parts += _edge(edge, boxes, backward=True)
-    for box in boxes.values():
-        parts += _node(box)
+    for edge in drawn.edges:
+        parts += _edge_svg(edge)
+    for node in drawn.nodes:
+        parts += _node_svg(node)
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

@@ -102,6 +102,5 @@ if (tokenRequired() && !token()) {
   askToken();
 } else {
   startLive(document.getElementById("live"));
-  refreshNames();
-  render();
+  render().then(refreshNames); // suggestions only: after the page is drawn, not competing with it
 }

@@ -256,25 +256,54 @@ export async function listPage(main) {
     refresh();
   }
 
-  let pending = null;
-  function refresh() {
-    if (pending) return;
-    pending = setTimeout(async () => {
-      pending = null;
-      const y = window.scrollY;
+  // Live updates coalesce: at most one reload of the page (rows and counts) and one of the counts alone in
+  // flight, the next one after it ends, so a burst of changes costs a few requests a second, not one each.
+  const throttled = (wait, fn) => {
+    let due = null;
+    let running = false;
+    let again = false;
+    let cancelled = false;
+    const run = async () => {
+      due = null;
+      running = true;
       try {
-        await Promise.all([loadCounts(), loadPage()]);
-      } catch (err) {
-        notify(err.message);
+        await fn();
+      } finally {
+        running = false;
+        if (again) {
+          again = false;
+          schedule();
+        }
       }
-      window.scrollTo(0, y);
-    }, 300);
-  }
+    };
+    const schedule = () => {
+      if (cancelled) return;
+      if (running) again = true;
+      else if (!due) due = setTimeout(run, wait);
+    };
+    schedule.cancel = () => {
+      cancelled = true;
+      clearTimeout(due);
+    };
+    return schedule;
+  };
+  const refresh = throttled(300, async () => {
+    const y = window.scrollY;
+    try {
+      await Promise.all([loadCounts(), loadPage()]);
+    } catch (err) {
+      notify(err.message);
+    }
+    window.scrollTo(0, y);
+  });
+  const recount = throttled(500, async () => {
+    await loadCounts().catch(() => {});
+    refreshNames();
+  });
 
-  let countsDue = null;
   const stop = onChange(({ type, data }) => {
     if (type === "reset") return refresh();
-    if (!countsDue) countsDue = setTimeout(() => { countsDue = null; loadCounts().catch(() => {}); refreshNames(); }, 500);
+    recount();
     const key = rowKey(data);
     const row = rows.get(key);
     if (type === "removed") {
@@ -291,5 +320,5 @@ export async function listPage(main) {
   });
 
   await Promise.all([loadCounts(), loadPage()]);
-  return stop;
+  return () => { stop(); refresh.cancel(); recount.cancel(); };
 }

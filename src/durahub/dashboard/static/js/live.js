@@ -63,11 +63,10 @@ async function run(signal) {
     const { value, done } = await reader.read();
     if (done) break;
     buffer += value.replace(/\r\n?/g, "\n");
-    let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
-      handleBlock(buffer.slice(0, end));
-      buffer = buffer.slice(end + 2);
-    }
+    // Every complete block of this chunk, then the unfinished rest (one split, not a slice per block).
+    const blocks = buffer.split("\n\n");
+    buffer = blocks.pop();
+    for (const block of blocks) handleBlock(block);
   }
 }
 

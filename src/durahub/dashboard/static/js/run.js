@@ -9,7 +9,7 @@ import {
 import {
   TERMINAL, duration, h, instanceHref, isoToUs, navLink, pill, replace, time, usToDate, workflowHref,
 } from "./dom.js";
-import { importSvg, wireNodes } from "./graph.js";
+import { drawGraph, wireNodes } from "./graph.js";
 import { failureView, payload, pretty } from "./json.js";
 import { onChange } from "./live.js";
 import { navigate, notify } from "./nav.js";
@@ -19,6 +19,8 @@ const SCHEDULING = new Set(["taskScheduled", "timerCreated", "childWorkflowInsta
 // Turn boundaries (the protocol's newer names and the older ones): counted, not listed.
 const TURN_STARTS = new Set(["workflowStarted", "orchestratorStarted"]);
 const HIDDEN = new Set([...TURN_STARTS, "workflowCompleted", "orchestratorCompleted"]);
+// History rows drawn at first, and per "Show more": a long history stays quick to show.
+const HISTORY_PAGE = 100;
 
 function section(title, key, open = true) {
   const body = h("div", { class: "body" });
@@ -70,6 +72,7 @@ export async function runPage(main, instanceId, appId) {
   let graphJson = null;
   let gone = false;
   let newestFirst = false;
+  let historyShown = HISTORY_PAGE;
 
   const title = h("h1", {});
   const facts = h("dl", { class: "facts" });
@@ -187,8 +190,8 @@ export async function runPage(main, instanceId, appId) {
       failureView(inst.failure)));
   }
 
-  function renderTimeline(tl) {
-    const svg = drawTimeline(tl, Math.max(main.clientWidth - 40, 600), (bar) => showStep(bar.key));
+  function renderTimeline(tl, width) {
+    const svg = drawTimeline(tl, Math.max(width - 40, 600), (bar) => showStep(bar.key));
     replace(timeline.body, h("div", { class: "timeline" }, svg),
       h("p", { class: "muted" }, `${tl.bars.length} steps · ${tl.turns.length} turns · bars from scheduled to done; retries as segments; ⋯ marks compressed idle time`));
   }
@@ -208,12 +211,14 @@ export async function runPage(main, instanceId, appId) {
       canRerun ? h("button", { type: "button", on: { click: () => act(rerunAction, node.event_id) } }, "Rerun from here") : null);
   }
 
-  function renderGraph(json, svgText) {
+  function renderGraph(json, layout) {
     graphJson = json;
-    const svg = importSvg(svgText);
-    if (svg) wireNodes(svg, showStep);
-    replace(graphBox, svg || h("p", { class: "err" }, "The graph could not be drawn."));
-    const fanOut = Math.max(0, ...json.nodes.map((n) => json.edges.filter((e) => e.source === n.id).length));
+    const svg = drawGraph(layout, json.workflow_name || "workflow");
+    wireNodes(svg, showStep);
+    replace(graphBox, svg);
+    const outgoing = new Map();
+    for (const e of json.edges) outgoing.set(e.source, (outgoing.get(e.source) || 0) + 1);
+    const fanOut = Math.max(0, ...outgoing.values());
     replace(graphTools, h("span", { class: "muted" }, `${json.nodes.length} nodes, ${json.edges.length} edges, widest fan-out ${fanOut}`),
       h("button", { type: "button", on: { click: () => exportText("mermaid") } }, "Mermaid"),
       h("button", { type: "button", on: { click: () => exportText("dot") } }, "DOT"));
@@ -241,26 +246,38 @@ export async function runPage(main, instanceId, appId) {
     const open = new Set([...history.body.querySelectorAll("details[open]")].map((d) => d.dataset.key));
     const groups = groupHistory(inst.history || []);
     if (newestFirst) groups.reverse();
+    const shown = groups.slice(0, historyShown);
     const finished = TERMINAL.has(inst.status) && !inst.parent_instance_id;
     const toggle = h("label", {}, h("input", { type: "checkbox", checked: newestFirst, on: { change: (e) => { newestFirst = e.target.checked; renderHistory(); } } }), " Newest first");
+    const more = groups.length - shown.length;
     replace(history.body, h("div", { class: "toolbar" }, toggle, h("span", { class: "muted" }, `${(inst.history || []).length} events in ${groups.length} rows`)),
-      groups.map((g) => {
+      shown.map((g) => {
         const t = groupTitle(g);
         return h("details", { class: "history-group", open: open.has(g.key), dataset: { key: g.key } },
           h("summary", {}, h("span", { class: "mono" }, `#${g.first.event_id}`), " ", g.first.kind, " ", h("strong", {}, t.name), " ",
             t.status ? pill(t.status) : null, " ", h("span", { class: "muted" }, t.took), " ", h("span", { class: "muted" }, `turn ${g.turn}`),
             finished && SCHEDULING.has(g.first.kind)
-              ? [" ", h("button", { type: "button", on: { click: (e) => { e.preventDefault(); act(rerunAction, g.first.event_id); } } }, "Rerun from this event")]
+              ? [" ", h("button", { type: "button", dataset: { rerun: String(g.first.event_id) } }, "Rerun from this event")]
               : null),
           open.has(g.key) ? groupEvents(g) : null);
-      }));
-    // An event's details are drawn when its row is first opened: a long history stays quick to show.
-    for (const d of history.body.querySelectorAll("details.history-group")) {
-      d.addEventListener("toggle", () => {
-        if (d.open && d.childElementCount === 1) d.append(...groupEvents(groups.find((g) => g.key === d.dataset.key)));
-      });
-    }
+      }),
+      more > 0 ? h("p", {}, h("button", { type: "button", "data-testid": "history-more", on: { click: () => { historyShown += HISTORY_PAGE * 5; renderHistory(); } } },
+        `Show ${Math.min(more, HISTORY_PAGE * 5)} more rows`), h("span", { class: "muted" }, ` (${shown.length} of ${groups.length} shown)`)) : null);
+    byKey = new Map(shown.map((g) => [g.key, g]));
   }
+
+  // One listener each for every history row: an event's details are drawn when its row is first opened.
+  let byKey = new Map();
+  history.body.addEventListener("toggle", (e) => {
+    const d = e.target;
+    if (d.classList?.contains("history-group") && d.open && d.childElementCount === 1) d.append(...groupEvents(byKey.get(d.dataset.key)));
+  }, true);
+  history.body.addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-rerun]");
+    if (!button) return;
+    e.preventDefault();
+    act(rerunAction, Number(button.dataset.rerun));
+  });
 
   function groupEvents(g) {
     return g.events.map((ev) => h("div", {}, h("span", { class: "muted" }, `${ev.kind} · `), time(ev.timestamp),
@@ -270,14 +287,11 @@ export async function runPage(main, instanceId, appId) {
   async function load() {
     if (gone) return;
     const y = window.scrollY;
+    const width = main.clientWidth; // read before anything below changes the page: no forced layout later
     const openPayloads = new Set([...io.body.querySelectorAll("details:not([open])")].map((d) => d.dataset.key));
-    // Everything at once; the instance decides whether the rest is shown.
-    const views = Promise.all([get(`${base}/summary`, params), get(`${base}/timeline`, params),
-                               get(`${base}/tree`, params), get(`${base}/graph`, params),
-                               getText(`${base}/graph`, { ...params, format: "svg" }, "image/svg+xml")]);
-    views.catch(() => {}); // a purged instance's views fail too: reported through the instance's own 404
+    let all;
     try {
-      inst = await get(base, params);
+      all = await get(`${base}/overview`, params); // the instance and every view of it from one read
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) {
         gone = true;
@@ -287,16 +301,17 @@ export async function runPage(main, instanceId, appId) {
       }
       throw err;
     }
+    if (gone) return;
+    inst = all.instance;
     renderHeader();
     renderActions();
     renderPayloads();
     for (const d of io.body.querySelectorAll("details")) if (openPayloads.has(d.dataset.key)) d.open = false;
+    renderSummary(all.summary);
+    renderTimeline(all.timeline, width);
+    renderTree(all.tree);
+    renderGraph(all.graph, all.layout);
     renderHistory();
-    const [sum, tl, root, graphData, svgText] = await views;
-    renderSummary(sum);
-    renderTimeline(tl);
-    renderTree(root);
-    renderGraph(graphData, svgText);
     window.scrollTo(0, y);
     main.dataset.loaded = String(Number(main.dataset.loaded || 0) + 1);
   }

@@ -73,11 +73,21 @@ export function drawTimeline(tl, availableWidth, onPick) {
       row.append(s("rect", { class: segClass(seg), x: x1, y: y + 3, width: Math.max(2, x2 - x1), height: ROW - 7, rx: 2 },
         s("title", {}, tip)));
     }
-    const pick = () => onPick?.(bar);
-    row.addEventListener("click", pick);
-    row.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); pick(); } });
     plot.append(row);
   });
   svg.append(plot);
+  // One listener for all the rows.
+  const barOf = (e) => tl.bars.find((b) => b.key === e.target.closest("g.bar")?.dataset.key);
+  svg.addEventListener("click", (e) => {
+    const bar = barOf(e);
+    if (bar) onPick?.(bar);
+  });
+  svg.addEventListener("keydown", (e) => {
+    const bar = (e.key === "Enter" || e.key === " ") && barOf(e);
+    if (bar) {
+      e.preventDefault();
+      onPick?.(bar);
+    }
+  });
   return svg;
 }
