@@ -193,7 +193,7 @@ class TurnRunner:
                 # A tight loop: keep what it did so far, and run the next generation in a turn of its own.
                 log.info("event=continue_as_new_saved instance=%s loops=%d", instance_id, turn.loops)
                 outcome = start_next_generation(turn.state, outcome)
-            await self.commit(turn, outcome)
+            await self._commit(turn, outcome)  # already run to completion, as part of this answer
         except Exception:
             log.exception("event=turn_commit_failed instance=%s", instance_id)
             self._observer.turn_failed(turn.state)
@@ -219,6 +219,9 @@ class TurnRunner:
 
     @run_to_completion
     async def commit(self, turn: Turn, outcome: TurnOutcome) -> None:
+        await self._commit(turn, outcome)
+
+    async def _commit(self, turn: Turn, outcome: TurnOutcome) -> None:
         instance_id = turn.instance_id
         if instance_id in self._scheduler.stale:
             # The instance was purged or re-created while this turn was out: its answer belongs to no one.
