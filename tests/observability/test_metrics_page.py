@@ -216,3 +216,36 @@ def test_activity_of_a_worker_that_went_away_is_recoverable(server_factory: Call
     assert value(found, act, **base, status="recoverable") == 1
     assert value(found, act, **base, status="success") == 1
     assert value(found, "dapr_runtime_workflow_activity_operation_count", **base, status="success") == 2
+
+
+@pytest.mark.timeout(120)
+def test_turn_of_a_worker_that_went_away_is_recoverable(server_factory: Callable[..., DurahubServer]) -> None:
+    """As daprd: a workflow turn whose worker vanished before answering counts as a `recoverable` execution;
+    the turn runs again on the next worker and the execution ends as `success`."""
+    from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
+    from dapr.ext.workflow._durabletask.internal import protos as pb
+
+    srv = server_factory()
+    iid = new_id("dropped")
+    address = f"127.0.0.1:{srv.grpc_port}"
+    with grpc.insecure_channel(address) as channel:
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        start = pb.CreateInstanceRequest(instanceId=iid, name="raw_wf")
+        start.scheduledStartTimestamp.FromMicroseconds(int(time.time() * 1e6))  # now: StartInstance returns at once
+        stub.StartInstance(start, timeout=10)
+        next_item(stub.GetWorkItems(pb.GetWorkItemsRequest()), "workflowRequest")
+    # the first worker has gone away holding the turn: the engine hands it to the next one
+    with grpc.insecure_channel(address) as channel:
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        items = stub.GetWorkItems(pb.GetWorkItemsRequest())  # open until the turn's answer is in
+        turn = next_item(items, "workflowRequest")
+        answer = pb.WorkflowResponse(instanceId=iid, completionToken=turn.completionToken)
+        answer.actions.add(id=1).completeWorkflow.workflowStatus = pb.ORCHESTRATION_STATUS_COMPLETED
+        stub.CompleteOrchestratorTask(answer, timeout=10)
+        wait_until(lambda: httpx.get(f"{srv.http_url}/v1.0/workflows/dapr/{iid}", timeout=10).json()
+                   .get("runtimeStatus") == "COMPLETED", timeout=30)
+    found = samples(scrape(f"{srv.http_url}/metrics"))
+    execution = "dapr_runtime_workflow_execution_count"
+    base = {"app_id": "durahub", "namespace": "", "workflow_name": "raw_wf"}
+    assert value(found, execution, **base, status="recoverable") == 1
+    assert value(found, execution, **base, status="success") == 1
