@@ -9,6 +9,7 @@ for sampled traces, as daprd does (parent-based sampling: an unsampled caller pr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -96,14 +97,23 @@ def orchestration_span(es: pb.ExecutionStartedEvent) -> SpanRef | None:
     """The execution's orchestration span (its parent's trace, the persisted span id), or None if untraced."""
     if not es.HasField("parentTraceContext"):
         return None
-    parent = from_proto(es.parentTraceContext)
+    tc = es.parentTraceContext
+    return _orchestration_span(tc.traceParent, tc.spanID, tc.traceState.value if tc.HasField("traceState") else "",
+                               es.workflowSpanID.value if es.HasField("workflowSpanID") else "",
+                               es.workflowInstance.executionId.value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _orchestration_span(traceparent: str, legacy_span_id: str, tracestate: str, workflow_span: str,
+                        execution_id: str) -> SpanRef | None:
+    """Cached: an execution's state is rebuilt from its executionStarted each time its history is loaded."""
+    parent = from_proto(pb.TraceContext(traceParent=traceparent, spanID=legacy_span_id))
     if parent is None or not parent.sampled:
         return None
     span_id = 0
-    if es.HasField("workflowSpanID"):
+    if workflow_span:
         try:
-            span_id = int(es.workflowSpanID.value, 16)
+            span_id = int(workflow_span, 16)
         except ValueError:
             span_id = 0
-    return parent.with_span(span_id or workflow_span_id(es.workflowInstance.executionId.value))
-
+    return SpanRef(parent.trace_id, span_id or workflow_span_id(execution_id), parent.flags, tracestate)
