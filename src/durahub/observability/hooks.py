@@ -108,7 +108,8 @@ class Observer:
         self.metrics.payload_ratio.observe((app, self.metrics.namespace, state.name), size / self._max_bytes)
 
     def turn_answered(self, state: InstanceState, seconds: float) -> None:
-        current_span.set(state.trace)
+        if self.tracer is not None:  # log correlation (only installed when tracing)
+            current_span.set(state.trace)
         self.metrics.turn_latency.observe((state.app_id,), seconds * 1000.0)
 
     def turn_failed(self, state: InstanceState, new_events: list[pb.HistoryEvent]) -> None:
