@@ -31,8 +31,8 @@ class SpanRef:
     def sampled(self) -> bool:
         return bool(self.flags & SAMPLED)
 
-    @property
-    def traceparent(self) -> str:
+    @functools.cached_property
+    def traceparent(self) -> str:  # an orchestration span's is written on each of its activities
         return f"00-{self.trace_id:032x}-{self.span_id:016x}-{self.flags:02x}"
 
     def with_span(self, span_id: int) -> SpanRef:
@@ -61,10 +61,15 @@ def parse_traceparent(traceparent: str, tracestate: str = "") -> SpanRef | None:
 
 def from_proto(tc: pb.TraceContext) -> SpanRef | None:
     """A TraceContext message; the legacy form (bare trace id in traceParent, span id apart) is read too."""
-    state = tc.traceState.value if tc.HasField("traceState") else ""
-    ref = parse_traceparent(tc.traceParent, state)
-    if ref is None and len(tc.traceParent) == 32 and len(tc.spanID) == 16:
-        ref = parse_traceparent(f"00-{tc.traceParent}-{tc.spanID}-01", state)
+    return _from_fields(tc.traceParent, tc.spanID, tc.traceState.value if tc.HasField("traceState") else "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _from_fields(traceparent: str, legacy_span_id: str, state: str) -> SpanRef | None:
+    """Cached (SpanRef is immutable): one orchestration span's context is read on each of its activities."""
+    ref = parse_traceparent(traceparent, state)
+    if ref is None and len(traceparent) == 32 and len(legacy_span_id) == 16:
+        ref = parse_traceparent(f"00-{traceparent}-{legacy_span_id}-01", state)
     return ref
 
 
@@ -107,7 +112,7 @@ def orchestration_span(es: pb.ExecutionStartedEvent) -> SpanRef | None:
 def _orchestration_span(traceparent: str, legacy_span_id: str, tracestate: str, workflow_span: str,
                         execution_id: str) -> SpanRef | None:
     """Cached: an execution's state is rebuilt from its executionStarted each time its history is loaded."""
-    parent = from_proto(pb.TraceContext(traceParent=traceparent, spanID=legacy_span_id))
+    parent = _from_fields(traceparent, legacy_span_id, "")
     if parent is None or not parent.sampled:
         return None
     span_id = 0
