@@ -90,9 +90,11 @@ class Deployment:
             engine = subprocess.Popen(
                 [sys.executable, *(wrap["engine"] if n == 0 else []), *([] if profile and n == 0 else ["-m"]),
                  "durahub", "serve", "--grpc-port", str(grpc_port), "--http-port", str(http_port), "--db", self.db,
-                 "--sqlite-synchronous", synchronous, "--log-level", "warning", "--metrics-port", "0",
-                 *tracing_args],
-                stdout=engine_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO))
+                 "--sqlite-synchronous", synchronous, "--log-level", "warning", *tracing_args],
+                stdout=engine_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                # No metrics port (several engines, parallel runs): by variable, which engines from before
+                # --metrics-port existed ignore (A/B runs against older source trees).
+                env=dict(env, DURAHUB_METRICS_PORT="0"), cwd=str(REPO))
             self.engines.append(engine)
             # a profiled engine starts slowly (yappi traces every call of the imports)
             common.wait_http(f"http://127.0.0.1:{http_port}/v1.0/healthz", proc=engine, timeout=240 if profile else 60)

@@ -27,7 +27,7 @@ from durahub.engine import Engine
 from durahub.observability.endpoint import MetricsListener
 from durahub.observability.hooks import Observer, TraceLogFilter
 from durahub.observability.metrics import WorkflowMetrics
-from durahub.observability.tracing import make_tracer
+from durahub.observability.span_export import make_tracer
 from durahub.protos import taskhub_grpc
 from durahub.store.base import Store
 from durahub.store.sqlite import SqliteStore

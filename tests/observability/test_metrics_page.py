@@ -81,7 +81,7 @@ def value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
 
 def test_dapr_series_after_known_workloads(server: DurahubServer, runtime: wf.WorkflowRuntime,
                                            client: wf.DaprWorkflowClient) -> None:
-    base = {"app_id": "durahub", "namespace": ""}
+    base = {"app_id": "durahub", "namespace": "default"}
     for _ in range(2):
         complete(client, client.schedule_new_workflow(hello, input=1, instance_id=new_id("hello")))
     failed = client.schedule_new_workflow(failing, input=1, instance_id=new_id("failing"))
@@ -153,6 +153,19 @@ def test_pending_work_is_visible(server_factory: Callable[..., DurahubServer]) -
     assert value(found, "durahub_connected_workers", app_id="durahub") == 0
 
 
+def test_namespace_label_comes_from_the_namespace_variable(server_factory: Callable[..., DurahubServer],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """As daprd: NAMESPACE (set on the sidecar in Kubernetes) is every Dapr series' `namespace` label."""
+    monkeypatch.setenv("NAMESPACE", "shop-prod")
+    srv = server_factory()
+    r = httpx.post(f"{srv.http_url}/v1.0/workflows/dapr/nobody/start?instanceID={new_id('ns')}", json=1, timeout=10)
+    assert r.status_code == 202
+    found = samples(scrape(f"{srv.http_url}/metrics"))
+    op = "dapr_runtime_workflow_operation_count"
+    assert value(found, op, app_id="durahub", namespace="shop-prod", operation="create_workflow", status="success") == 1
+    assert value(found, op, app_id="durahub", namespace="default", operation="create_workflow", status="success") == 0
+
+
 def test_metrics_port_and_promtool(server_factory: Callable[..., DurahubServer]) -> None:
     port = free_port()
     srv = server_factory(extra_args=["--metrics-port", str(port)])
@@ -212,7 +225,40 @@ def test_activity_of_a_worker_that_went_away_is_recoverable(server_factory: Call
         stub.CompleteActivityTask(done, timeout=10)
     found = samples(scrape(f"{srv.http_url}/metrics"))
     act = "dapr_runtime_workflow_activity_execution_count"
-    base = {"app_id": "durahub", "namespace": "", "activity_name": "act"}
+    base = {"app_id": "durahub", "namespace": "default", "activity_name": "act"}
     assert value(found, act, **base, status="recoverable") == 1
     assert value(found, act, **base, status="success") == 1
     assert value(found, "dapr_runtime_workflow_activity_operation_count", **base, status="success") == 2
+
+
+@pytest.mark.timeout(120)
+def test_turn_of_a_worker_that_went_away_is_recoverable(server_factory: Callable[..., DurahubServer]) -> None:
+    """As daprd: a workflow turn whose worker vanished before answering counts as a `recoverable` execution;
+    the turn runs again on the next worker and the execution ends as `success`."""
+    from dapr.ext.workflow._durabletask.internal import orchestrator_service_pb2_grpc as stubs
+    from dapr.ext.workflow._durabletask.internal import protos as pb
+
+    srv = server_factory()
+    iid = new_id("dropped")
+    address = f"127.0.0.1:{srv.grpc_port}"
+    with grpc.insecure_channel(address) as channel:
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        start = pb.CreateInstanceRequest(instanceId=iid, name="raw_wf")
+        start.scheduledStartTimestamp.FromMicroseconds(int(time.time() * 1e6))  # now: StartInstance returns at once
+        stub.StartInstance(start, timeout=10)
+        next_item(stub.GetWorkItems(pb.GetWorkItemsRequest()), "workflowRequest")
+    # the first worker has gone away holding the turn: the engine hands it to the next one
+    with grpc.insecure_channel(address) as channel:
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        items = stub.GetWorkItems(pb.GetWorkItemsRequest())  # open until the turn's answer is in
+        turn = next_item(items, "workflowRequest")
+        answer = pb.WorkflowResponse(instanceId=iid, completionToken=turn.completionToken)
+        answer.actions.add(id=1).completeWorkflow.workflowStatus = pb.ORCHESTRATION_STATUS_COMPLETED
+        stub.CompleteOrchestratorTask(answer, timeout=10)
+        wait_until(lambda: httpx.get(f"{srv.http_url}/v1.0/workflows/dapr/{iid}", timeout=10).json()
+                   .get("runtimeStatus") == "COMPLETED", timeout=30)
+    found = samples(scrape(f"{srv.http_url}/metrics"))
+    execution = "dapr_runtime_workflow_execution_count"
+    base = {"app_id": "durahub", "namespace": "default", "workflow_name": "raw_wf"}
+    assert value(found, execution, **base, status="recoverable") == 1
+    assert value(found, execution, **base, status="success") == 1

@@ -9,6 +9,7 @@ for sampled traces, as daprd does (parent-based sampling: an unsampled caller pr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -30,8 +31,8 @@ class SpanRef:
     def sampled(self) -> bool:
         return bool(self.flags & SAMPLED)
 
-    @property
-    def traceparent(self) -> str:
+    @functools.cached_property
+    def traceparent(self) -> str:  # an orchestration span's is written on each of its activities
         return f"00-{self.trace_id:032x}-{self.span_id:016x}-{self.flags:02x}"
 
     def with_span(self, span_id: int) -> SpanRef:
@@ -60,10 +61,15 @@ def parse_traceparent(traceparent: str, tracestate: str = "") -> SpanRef | None:
 
 def from_proto(tc: pb.TraceContext) -> SpanRef | None:
     """A TraceContext message; the legacy form (bare trace id in traceParent, span id apart) is read too."""
-    state = tc.traceState.value if tc.HasField("traceState") else ""
-    ref = parse_traceparent(tc.traceParent, state)
-    if ref is None and len(tc.traceParent) == 32 and len(tc.spanID) == 16:
-        ref = parse_traceparent(f"00-{tc.traceParent}-{tc.spanID}-01", state)
+    return _from_fields(tc.traceParent, tc.spanID, tc.traceState.value if tc.HasField("traceState") else "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _from_fields(traceparent: str, legacy_span_id: str, state: str) -> SpanRef | None:
+    """Cached (SpanRef is immutable): one orchestration span's context is read on each of its activities."""
+    ref = parse_traceparent(traceparent, state)
+    if ref is None and len(traceparent) == 32 and len(legacy_span_id) == 16:
+        ref = parse_traceparent(f"00-{traceparent}-{legacy_span_id}-01", state)
     return ref
 
 
@@ -96,14 +102,23 @@ def orchestration_span(es: pb.ExecutionStartedEvent) -> SpanRef | None:
     """The execution's orchestration span (its parent's trace, the persisted span id), or None if untraced."""
     if not es.HasField("parentTraceContext"):
         return None
-    parent = from_proto(es.parentTraceContext)
+    tc = es.parentTraceContext
+    return _orchestration_span(tc.traceParent, tc.spanID, tc.traceState.value if tc.HasField("traceState") else "",
+                               es.workflowSpanID.value if es.HasField("workflowSpanID") else "",
+                               es.workflowInstance.executionId.value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _orchestration_span(traceparent: str, legacy_span_id: str, tracestate: str, workflow_span: str,
+                        execution_id: str) -> SpanRef | None:
+    """Cached: an execution's state is rebuilt from its executionStarted each time its history is loaded."""
+    parent = _from_fields(traceparent, legacy_span_id, "")
     if parent is None or not parent.sampled:
         return None
     span_id = 0
-    if es.HasField("workflowSpanID"):
+    if workflow_span:
         try:
-            span_id = int(es.workflowSpanID.value, 16)
+            span_id = int(workflow_span, 16)
         except ValueError:
             span_id = 0
-    return parent.with_span(span_id or workflow_span_id(es.workflowInstance.executionId.value))
-
+    return SpanRef(parent.trace_id, span_id or workflow_span_id(execution_id), parent.flags, tracestate)

@@ -25,8 +25,11 @@ Outstanding = Turn | PendingTask
 
 
 class Streams:
-    def __init__(self, scheduler: Scheduler, tasks: ActivityTable, cache: StateCache) -> None:
+    def __init__(self, scheduler: Scheduler, tasks: ActivityTable, cache: StateCache,
+                 turn_lost: Callable[[Turn], None] | None = None) -> None:
         self._scheduler = scheduler
+        # Told of each turn that was out on a stream when it closed (metrics: a recoverable execution).
+        self._turn_lost = turn_lost
         self._tasks = tasks
         self._cache = cache
         self._streams: dict[int, Stream] = {}
@@ -78,6 +81,8 @@ class Streams:
             item = entry[1]
             requeued += 1
             if isinstance(item, Turn):
+                if self._turn_lost is not None:
+                    self._turn_lost(item)
                 self._scheduler.end_turn(item.instance_id, reschedule=True)
             elif self._tasks.get(item.seq) is not None:
                 item.token = ""

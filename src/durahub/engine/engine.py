@@ -68,7 +68,8 @@ class Engine:
         self._tasks = ActivityTable()
         self._cache = StateCache(store)
         self._scheduler = Scheduler(self._cache, self._tasks, self.clock)
-        self._streams = Streams(self._scheduler, self._tasks, self._cache)
+        self._streams = Streams(self._scheduler, self._tasks, self._cache,
+                                turn_lost=lambda turn: self.observer.turn_lost(turn.state, turn.plan.new_events))
         self._waiters = Waiters(self._read_row)
         self._activities = ActivityResults(store, self._tasks, self._streams, self._scheduler, self.clock,
                                            self.observer)

@@ -196,7 +196,7 @@ class TurnRunner:
             await self._commit(turn, outcome)  # already run to completion, as part of this answer
         except Exception:
             log.exception("event=turn_commit_failed instance=%s", instance_id)
-            self._observer.turn_failed(turn.state)
+            self._observer.turn_failed(turn.state, turn.plan.new_events)
             self._cache.forget(instance_id)
             # Retry later, not in a tight loop: a full disk or a lost database does not heal in microseconds.
             self._scheduler.end_turn(instance_id, reschedule=False)

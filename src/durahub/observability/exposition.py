@@ -89,31 +89,30 @@ class Histogram(Family):
     def __init__(self, name: str, help: str, labelnames: Sequence[str], buckets: Sequence[float]) -> None:
         super().__init__(name, help, labelnames)
         self.buckets = tuple(sorted(buckets))
-        # Per label set: the count in each bucket (not cumulative; the last is +Inf), the sum.
-        self.counts: dict[Labels, list[int]] = {}
-        self.sums: dict[Labels, float] = {}
+        # Per label set, one list: the count in each bucket (not cumulative; the last is +Inf), then the sum.
+        # One dict lookup per observation: this is on the engine's path for every turn and activity.
+        self.cells: dict[Labels, list[float]] = {}
 
     def observe(self, labels: Labels, value: float) -> None:
-        counts = self.counts.get(labels)
-        if counts is None:
-            counts = self.counts[labels] = [0] * (len(self.buckets) + 1)
-            self.sums[labels] = 0.0
-        counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.sums[labels] += value
+        cell = self.cells.get(labels)
+        if cell is None:
+            cell = self.cells[labels] = [0] * (len(self.buckets) + 2)
+        cell[bisect.bisect_left(self.buckets, value)] += 1
+        cell[-1] += value
 
     def count(self, labels: Labels) -> int:
-        return sum(self.counts.get(labels, ()))
+        return int(sum(self.cells.get(labels, [0])[:-1]))
 
     def samples(self) -> list[str]:
         lines: list[str] = []
-        for key in sorted(self.counts):
-            counts = self.counts[key]
+        for key in sorted(self.cells):
+            cell = self.cells[key]
             running = 0
-            for bound, n in zip((*self.buckets, math.inf), counts, strict=True):
-                running += n
+            for bound, n in zip((*self.buckets, math.inf), cell[:-1], strict=True):
+                running += int(n)
                 le = 'le="' + _number(bound) + '"'
                 lines.append(f"{self.name}_bucket{_labels(self.labelnames, key, le)} {running}")
-            lines.append(f"{self.name}_sum{_labels(self.labelnames, key)} {_number(self.sums[key])}")
+            lines.append(f"{self.name}_sum{_labels(self.labelnames, key)} {_number(cell[-1])}")
             lines.append(f"{self.name}_count{_labels(self.labelnames, key)} {running}")
         return lines
 

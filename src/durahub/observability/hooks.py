@@ -39,6 +39,16 @@ def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+def _workflow_name(state: InstanceState, new_events: list[pb.HistoryEvent]) -> str:
+    """The workflow's name, also on its first turn (the name then is on the executionStarted the turn brings)."""
+    if state.name:
+        return state.name
+    for ev in new_events:
+        if ev.HasField("executionStarted"):
+            return ev.executionStarted.name
+    return ""
+
+
 class Observer:
     def __init__(self, metrics: WorkflowMetrics, tracer: WorkflowTracer | None, max_message_bytes: int) -> None:
         self.metrics = metrics
@@ -98,12 +108,18 @@ class Observer:
         self.metrics.payload_ratio.observe((app, self.metrics.namespace, state.name), size / self._max_bytes)
 
     def turn_answered(self, state: InstanceState, seconds: float) -> None:
-        current_span.set(state.trace)
+        if self.tracer is not None:  # log correlation (only installed when tracing)
+            current_span.set(state.trace)
         self.metrics.turn_latency.observe((state.app_id,), seconds * 1000.0)
 
-    def turn_failed(self, state: InstanceState) -> None:
+    def turn_failed(self, state: InstanceState, new_events: list[pb.HistoryEvent]) -> None:
         """A worker's answer could not be made durable; the turn runs again."""
-        self.metrics.execution(state.app_id, state.name, RECOVERABLE, 0.0)
+        self.metrics.execution(state.app_id, _workflow_name(state, new_events), RECOVERABLE, 0.0)
+
+    def turn_lost(self, state: InstanceState, new_events: list[pb.HistoryEvent]) -> None:
+        """The worker's stream closed with the turn unanswered; the turn runs again (daprd counts an execution
+        its worker dropped as recoverable)."""
+        self.metrics.execution(state.app_id, _workflow_name(state, new_events), RECOVERABLE, 0.0)
 
     def generation_ended(self, state: InstanceState, now_us: int) -> None:
         """The execution continued as new (its state holds the finished generation)."""
@@ -136,21 +152,22 @@ class Observer:
         if task.sent_at:  # sent before to a worker that went away: daprd counts that attempt as recoverable
             self.metrics.activity_execution(app, request.name, RECOVERABLE, (now - task.sent_at) * 1000.0)
         task.sent_at = now
-        if self.tracer is None or not request.HasField("parentTraceContext"):
+        if self.tracer is None:
             return request
+        if task.trace_parent is None:  # the first attempt: the orchestration span it runs under
+            if not request.HasField("parentTraceContext"):
+                return request
+            task.trace_parent = from_proto(request.parentTraceContext)
         if task.span is not None:  # an earlier attempt whose worker went away
             self.tracer.activity_ended(task.span, pb.TaskFailureDetails(errorMessage="the worker went away"))
-        if task.trace_parent is None:
-            task.trace_parent = from_proto(request.parentTraceContext)
         task.span = self.tracer.activity_started(request, task.trace_parent)
+        # The request is the task's own (its durable copy is in the store): it carries this attempt's span.
         attempt = self.tracer.ref(task.span)
-        sent = pb.ActivityRequest()
-        sent.CopyFrom(request)
         if attempt is not None:
-            sent.parentTraceContext.CopyFrom(attempt.to_proto())
+            request.parentTraceContext.CopyFrom(attempt.to_proto())
         else:
-            sent.ClearField("parentTraceContext")
-        return sent
+            request.ClearField("parentTraceContext")
+        return request
 
     def activity_answered(self, task: Any, response: pb.ActivityResponse) -> None:
         failure = response.failureDetails if response.HasField("failureDetails") else None

@@ -4,6 +4,7 @@ until `/metrics` is scraped."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from durahub.observability.exposition import Counter, Family, Gauge, Histogram, render
@@ -39,9 +40,15 @@ class EngineGauges:
     workers: dict[str, int] = field(default_factory=dict)  # by app
 
 
+def current_namespace() -> str:
+    """The `namespace` label value as daprd sets it (`security.CurrentNamespace()`): the NAMESPACE variable,
+    which Kubernetes deployments set on the sidecar, else "default"."""
+    return os.environ.get("NAMESPACE", "default")
+
+
 class WorkflowMetrics:
-    def __init__(self, namespace: str = "") -> None:
-        self.namespace = namespace
+    def __init__(self, namespace: str | None = None) -> None:
+        self.namespace = current_namespace() if namespace is None else namespace
         ms = LATENCY_BUCKETS_MS
         p = "dapr_runtime_workflow_"
         self.operation_count = Counter(p + "operation_count", "Workflow client operations, by outcome.",

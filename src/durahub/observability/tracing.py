@@ -1,31 +1,28 @@
 """OpenTelemetry spans like daprd's (durabletask's tracer): `create_orchestration||{name}`, one
 `orchestration||{name}` per execution, `activity||{name}` per attempt, `timer`, `orchestration_event||{name}`.
 
-The orchestration span is built when its execution ends, from history: its id is the persisted
+Every span is built finished: the engine knows each span's ids, parent, start and end, so it makes the SDK's
+`ReadableSpan` at the end and hands it to the span processors, without the SDK's Tracer (its per-span
+sampler call, id generator, locks and bounded attribute copies cost more than the engine's own work for a
+turn). The orchestration span is built when its execution ends, from history: its id is the persisted
 `workflowSpanID` (`core.tracing`), its start the execution's first turn, so no span is held open across turns
-or engine restarts. Needs the `otel` extra (`opentelemetry-sdk` and an exporter); `make_tracer` returns None
-when tracing is not configured or the packages are missing, and the engine then skips every hook.
+or engine restarts. Exporting is `observability.span_export`'s job.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import random
+import time
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from durahub.core.state import CONTINUED_AS_NEW, InstanceState, status_name
 from durahub.core.time import ts_to_us
-from durahub.core.tracing import SpanRef, from_proto
+from durahub.core.tracing import SAMPLED, SpanRef, from_proto
 from durahub.protos import pb
-
-if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
-
-log = logging.getLogger("durahub.tracing")
 
 TRACER_NAME = "durabletask"
 
@@ -40,108 +37,150 @@ def _ns(us: int) -> int:
     return us * 1000
 
 
-class WorkflowTracer:
-    """Starts and ends the engine's spans on one TracerProvider (never the global one)."""
+def _new_span_id() -> int:
+    return random.getrandbits(64) or 1
 
-    def __init__(self, provider: TracerProvider) -> None:
-        from opentelemetry import trace
-        from opentelemetry.trace import (
-            NonRecordingSpan,
-            SpanContext,
-            SpanKind,
-            Status,
-            StatusCode,
-            TraceFlags,
-        )
+
+def _new_trace_id() -> int:
+    return random.getrandbits(128) or 1
+
+
+class OpenSpan:
+    """A span begun and not ended yet (an activity attempt out with a worker): what its end needs."""
+
+    __slots__ = ("name", "kind", "ref", "parent", "attributes", "start_ns")
+
+    def __init__(self, name: str, kind: Any, ref: SpanRef, parent: SpanRef | None, attributes: dict[str, Any],
+                 start_ns: int) -> None:
+        self.name = name
+        self.kind = kind
+        self.ref = ref
+        self.parent = parent
+        self.attributes = attributes
+        self.start_ns = start_ns
+
+
+class WorkflowTracer:
+    """Builds the engine's spans and hands them to `processors` (the SDK's span processors, each with its
+    exporter), all of `resource` and instrumentation `scope`. `sampler` is an SDK sampler, or None for the
+    default rule (parent-based, always on), which is decided here without a call."""
+
+    def __init__(self, processors: Sequence[Any], resource: Any, scope: Any, sampler: Any = None) -> None:
+        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
         from opentelemetry.trace.span import TraceState
 
-        self._provider = provider
-        self._tracer = provider.get_tracer(TRACER_NAME)
-        self._ids: ChosenIdGenerator = provider.id_generator  # type: ignore[assignment, unused-ignore]
-        self._trace = trace
+        self._processors = list(processors)
+        self._resource = resource
+        self._sampler = sampler
+        self._scope = scope
+        self._readable = ReadableSpan
+        self._event = Event
+        self._span_context = SpanContext
+        self._trace_state = TraceState
+        self._flags = {f: TraceFlags(f) for f in range(256)}
         self._kinds = SpanKind
         self._status = Status
+        self._unset = Status(StatusCode.UNSET)
         self._error_code = StatusCode.ERROR
-        self._span_context = SpanContext
-        self._non_recording = NonRecordingSpan
-        self._flags = TraceFlags
-        self._trace_state = TraceState
+
+    def shutdown(self) -> None:
+        for processor in self._processors:
+            processor.shutdown()
+
+    # -- building spans ------------------------------------------------------------------------------
+
+    def _begin(self, name: str, kind: Any, parent: SpanRef | None, attributes: dict[str, Any],
+               start_ns: int | None = None, span_id: int | None = None) -> OpenSpan | None:
+        """A new span under `parent`, or None when it is not sampled (nothing is recorded or propagated)."""
+        if self._sampler is None:
+            if parent is not None and not parent.sampled:
+                return None
+            trace_id = parent.trace_id if parent is not None else _new_trace_id()
+            ref = SpanRef(trace_id, span_id or _new_span_id(), SAMPLED, parent.state if parent is not None else "")
+        else:
+            ref_or_none = self._sampled(name, kind, parent, attributes, span_id)
+            if ref_or_none is None:
+                return None
+            ref = ref_or_none
+        return OpenSpan(name, kind, ref, parent, attributes, start_ns if start_ns is not None else time.time_ns())
+
+    def _sampled(self, name: str, kind: Any, parent: SpanRef | None, attributes: dict[str, Any],
+                 span_id: int | None) -> SpanRef | None:
+        """The configured sampler's decision (`OTEL_TRACES_SAMPLER`), as the SDK's Tracer would ask for it."""
+        from opentelemetry import trace
+
+        context = trace.set_span_in_context(trace.NonRecordingSpan(self._context(parent))) if parent else None
+        trace_id = parent.trace_id if parent is not None else _new_trace_id()
+        result = self._sampler.should_sample(context, trace_id, name, kind, attributes)
+        if not result.decision.is_sampled():
+            return None
+        state = result.trace_state.to_header() if result.trace_state is not None else ""
+        return SpanRef(trace_id, span_id or _new_span_id(), SAMPLED, state)
+
+    def _context(self, ref: SpanRef, remote: bool = False) -> Any:
+        state = self._trace_state.from_header([ref.state]) if ref.state else None
+        return self._span_context(ref.trace_id, ref.span_id, remote, self._flags[ref.flags & 0xFF], state)
+
+    def _end(self, span: OpenSpan, end_ns: int | None = None, status: Any = None, events: Sequence[Any] = ()) -> None:
+        readable = self._readable(
+            span.name, self._context(span.ref), self._context(span.parent, True) if span.parent else None,
+            self._resource, span.attributes, events, (), span.kind, None, status or self._unset, span.start_ns,
+            end_ns if end_ns is not None else time.time_ns(), self._scope)
+        for processor in self._processors:
+            processor.on_end(readable)
 
     def _failed(self, message: str) -> Any:
         return self._status(self._error_code, message)
 
-    def shutdown(self) -> None:
-        self._provider.shutdown()
-
-    # -- contexts ------------------------------------------------------------------------------------
-
-    def _context(self, parent: SpanRef | None) -> Any:
-        if parent is None:
-            return None
-        state = self._trace_state.from_header([parent.state]) if parent.state else None
-        ctx = self._span_context(parent.trace_id, parent.span_id, True, self._flags(parent.flags), state)
-        return self._trace.set_span_in_context(self._non_recording(ctx))
-
     @staticmethod
-    def ref(span: Any) -> SpanRef | None:
+    def ref(span: OpenSpan | None) -> SpanRef | None:
         """The span as a trace context to propagate, or None when it is not sampled (daprd's rule)."""
-        ctx = span.get_span_context()
-        if not ctx.is_valid or not ctx.trace_flags.sampled:
-            return None
-        return SpanRef(ctx.trace_id, ctx.span_id, int(ctx.trace_flags), ctx.trace_state.to_header())
-
-    def _start(self, name: str, kind: Any, parent: SpanRef | None, attributes: dict[str, Any],
-               start_us: int | None = None, span_id: int | None = None) -> Any:
-        if span_id is not None:
-            self._ids.chosen = span_id
-        try:
-            return self._tracer.start_span(name, context=self._context(parent), kind=kind, attributes=attributes,
-                                           start_time=_ns(start_us) if start_us is not None else None)
-        finally:
-            self._ids.chosen = 0
+        return span.ref if span is not None else None
 
     # -- client operations ---------------------------------------------------------------------------
 
     @contextmanager
+    def _around(self, span: OpenSpan | None, record_exception: bool = False) -> Iterator[None]:
+        """Ends `span` after the block, with Error status if it raised."""
+        if span is None:
+            yield
+            return
+        try:
+            yield
+        except BaseException as exc:
+            events = [self._event("exception", {
+                "exception.type": type(exc).__qualname__, "exception.message": str(exc),
+                "exception.stacktrace": traceback.format_exc(), "exception.escaped": "False"})] \
+                if record_exception else []
+            self._end(span, status=self._failed(str(exc)), events=events)
+            raise
+        self._end(span)
+
+    @contextmanager
     def server_call(self, method: str, parent: SpanRef | None) -> Iterator[SpanRef | None]:
         """An API call's server span (daprd's gRPC instrumentation names it after the method)."""
-        span = self._start(method, self._kinds.SERVER, parent, {"rpc.system": "grpc"})
-        try:
-            yield self.ref(span) or parent
-        except BaseException as exc:
-            span.set_status(self._failed(str(exc)))
-            raise
-        finally:
-            span.end()
+        span = self._begin(method, self._kinds.SERVER, parent, {"rpc.system": "grpc"})
+        with self._around(span):
+            yield span.ref if span is not None else parent
 
     @contextmanager
     def creating(self, instance_id: str, name: str, parent: SpanRef | None) -> Iterator[SpanRef | None]:
         """`create_orchestration||{name}`: the new execution's parent."""
-        span = self._start(span_name("create_orchestration", name), self._kinds.CLIENT, parent, {
+        span = self._begin(span_name("create_orchestration", name), self._kinds.CLIENT, parent, {
             "durabletask.type": "orchestration", "durabletask.task.name": name,
             "durabletask.task.instance_id": instance_id})
-        try:
+        with self._around(span, record_exception=True):
             yield self.ref(span)
-        except BaseException as exc:
-            span.record_exception(exc)
-            span.set_status(self._failed(str(exc)))
-            raise
-        finally:
-            span.end()
 
     @contextmanager
     def raising(self, instance_id: str, event_name: str, parent: SpanRef | None) -> Iterator[None]:
         """`orchestration_event||{name}` (the Durable Task Framework's producer span for sending an event)."""
-        span = self._start(span_name("orchestration_event", event_name), self._kinds.PRODUCER, parent, {
+        span = self._begin(span_name("orchestration_event", event_name), self._kinds.PRODUCER, parent, {
             "durabletask.type": "event", "durabletask.event.name": event_name,
             "durabletask.event.instance_id": instance_id})
-        try:
+        with self._around(span):
             yield
-        except BaseException as exc:
-            span.set_status(self._failed(str(exc)))
-            raise
-        finally:
-            span.end()
 
     # -- executions ----------------------------------------------------------------------------------
 
@@ -161,15 +200,17 @@ class WorkflowTracer:
         version = started.version.value if started.HasField("version") else ""
         if version:
             attributes["durabletask.task.version"] = version
-        span = self._start(span_name("orchestration", state.name, version), self._kinds.SERVER, parent, attributes,
-                           start_us=ts_to_us(state.history[0].timestamp), span_id=own.span_id)
+        span = self._begin(span_name("orchestration", state.name, version), self._kinds.SERVER, parent, attributes,
+                           start_ns=_ns(ts_to_us(state.history[0].timestamp)), span_id=own.span_id)
+        if span is None:
+            return
+        events = []
         if state.completion is not None:
-            for name, at_us, event_attributes in notable_events(state.history):
-                span.add_event(name, event_attributes, timestamp=_ns(at_us))
+            events = [self._event(name, event_attributes, _ns(at_us))
+                      for name, at_us, event_attributes in notable_events(state.history)]
         failure = state.failure
-        if failure is not None and status != CONTINUED_AS_NEW:
-            span.set_status(self._failed(failure.errorMessage))
-        span.end(end_time=_ns(end_us))
+        failed = self._failed(failure.errorMessage) if failure is not None and status != CONTINUED_AS_NEW else None
+        self._end(span, _ns(end_us), failed, events)
 
     def timers_fired(self, state: InstanceState, events: Sequence[pb.HistoryEvent]) -> None:
         """A `timer` span per timerFired event delivered, from the timer's creation to its firing."""
@@ -184,15 +225,16 @@ class WorkflowTracer:
                             if e.eventId == fired.timerId and e.HasField("timerCreated")), None)
             start_us = ts_to_us(created.timestamp) if created is not None else ts_to_us(ev.timestamp)
             fire_at = datetime.fromtimestamp(ts_to_us(fired.fireAt) / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            span = self._start("timer", self._kinds.INTERNAL, own, {
+            span = self._begin("timer", self._kinds.INTERNAL, own, {
                 "durabletask.type": "timer", "durabletask.fire_at": fire_at,
                 "durabletask.task.task_id": fired.timerId, "durabletask.task.instance_id": state.instance_id,
-            }, start_us=start_us)
-            span.end(end_time=_ns(ts_to_us(ev.timestamp)))
+            }, start_ns=_ns(start_us))
+            if span is not None:
+                self._end(span, _ns(ts_to_us(ev.timestamp)))
 
     # -- activities ----------------------------------------------------------------------------------
 
-    def activity_started(self, request: pb.ActivityRequest, parent: SpanRef | None) -> Any:
+    def activity_started(self, request: pb.ActivityRequest, parent: SpanRef | None) -> OpenSpan | None:
         name = request.name
         version = request.version.value if request.HasField("version") else ""
         attributes: dict[str, Any] = {
@@ -202,12 +244,10 @@ class WorkflowTracer:
         }
         if version:
             attributes["durabletask.task.version"] = version
-        return self._start(span_name("activity", name, version), self._kinds.SERVER, parent, attributes)
+        return self._begin(span_name("activity", name, version), self._kinds.SERVER, parent, attributes)
 
-    def activity_ended(self, span: Any, failure: pb.TaskFailureDetails | None) -> None:
-        if failure is not None:
-            span.set_status(self._failed(failure.errorMessage))
-        span.end()
+    def activity_ended(self, span: OpenSpan, failure: pb.TaskFailureDetails | None) -> None:
+        self._end(span, status=self._failed(failure.errorMessage) if failure is not None else None)
 
 
 def _start_event(history: Sequence[pb.HistoryEvent]) -> pb.ExecutionStartedEvent | None:
@@ -233,80 +273,3 @@ def notable_events(history: Sequence[pb.HistoryEvent]) -> Iterator[tuple[str, in
             stalled = ev.executionStalled
             yield "Execution stalled", ts_to_us(ev.timestamp), {
                 "reason": pb.StalledReason.Name(stalled.reason), "description": stalled.description}
-
-
-# -- configuration ------------------------------------------------------------------------------------
-
-class ChosenIdGenerator:
-    """The SDK's id generator (random ids), except that the next span id can be chosen: an orchestration span
-    gets its persisted id."""
-
-    def __init__(self) -> None:
-        self.chosen = 0
-
-    def generate_span_id(self) -> int:
-        if self.chosen:
-            return self.chosen
-        span_id = random.getrandbits(64)
-        while span_id == 0:
-            span_id = random.getrandbits(64)
-        return span_id
-
-    def is_trace_id_random(self) -> bool:
-        return True
-
-    def generate_trace_id(self) -> int:
-        trace_id = random.getrandbits(128)
-        while trace_id == 0:
-            trace_id = random.getrandbits(128)
-        return trace_id
-
-
-def _otlp_exporter(endpoint: str, protocol: str) -> Any:
-    if protocol.startswith("http"):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-
-        url = endpoint if "://" in endpoint else f"http://{endpoint}"
-        if url.rstrip("/").count("/") <= 2:  # no path: the collector's standard one
-            url = url.rstrip("/") + "/v1/traces"
-        return HttpExporter(endpoint=url)
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-    insecure = not endpoint.startswith("https://")
-    return GrpcExporter(endpoint=endpoint.removeprefix("http://").removeprefix("https://"), insecure=insecure)
-
-
-def make_tracer(app_id: str, otlp_endpoint: str | None = None, zipkin_endpoint: str | None = None,
-                otlp_protocol: str | None = None) -> WorkflowTracer | None:
-    """A tracer exporting to the given endpoints (or the standard `OTEL_EXPORTER_OTLP_*` variables), or None
-    when no endpoint is configured or the OpenTelemetry SDK is not installed."""
-    env_endpoint = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-                    or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
-    otlp_endpoint = otlp_endpoint or env_endpoint
-    if not otlp_endpoint and not zipkin_endpoint:
-        return None
-    try:
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    except ImportError:
-        log.warning("event=tracing_unavailable reason=%s", "the OpenTelemetry SDK is not installed: pip install "
-                    "'durahub[otel]'")
-        return None
-
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or app_id})
-    provider = TracerProvider(resource=resource, id_generator=ChosenIdGenerator())  # type: ignore[arg-type, unused-ignore]
-    try:
-        if otlp_endpoint:
-            protocol = otlp_protocol or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") \
-                or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
-            provider.add_span_processor(BatchSpanProcessor(_otlp_exporter(otlp_endpoint, protocol)))
-        if zipkin_endpoint:
-            from opentelemetry.exporter.zipkin.json import ZipkinExporter
-
-            provider.add_span_processor(BatchSpanProcessor(ZipkinExporter(endpoint=zipkin_endpoint)))
-    except ImportError as exc:
-        log.warning("event=tracing_unavailable reason=%r", f"exporter not installed: {exc}")
-        return None
-    log.info("event=tracing_enabled otlp=%s zipkin=%s", otlp_endpoint or "", zipkin_endpoint or "")
-    return WorkflowTracer(provider)
