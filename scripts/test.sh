@@ -107,7 +107,7 @@ LANE1_RESULTS="$LANE2_LOG.lane1"
 
 pass_19() {
     log "pytest with SDK 1.19 ($V19)"
-    if env -u DURAHUB_SERVER_PYTHON "$V19/bin/python" -m pytest -p no:cacheprovider "$@"; then
+    if env -u DURAHUB_SERVER_PYTHON "$V19/bin/python" -m pytest -p no:cacheprovider --durations=15 "$@"; then
         echo "pytest (SDK 1.19): ok" >> "$RESULTS"
     else
         echo "pytest (SDK 1.19): FAILED" >> "$RESULTS"
@@ -116,7 +116,7 @@ pass_19() {
 
 pass_18() {
     log "pytest with SDK 1.18.3 ($V18), server on $V19/bin/python"
-    if DURAHUB_SERVER_PYTHON="$V19/bin/python" "$V18/bin/python" -m pytest -p no:cacheprovider "$@"; then
+    if DURAHUB_SERVER_PYTHON="$V19/bin/python" "$V18/bin/python" -m pytest -p no:cacheprovider --durations=15 "$@"; then
         echo "pytest (SDK 1.18.3): ok" >> "$RESULTS"
     else
         echo "pytest (SDK 1.18.3): FAILED" >> "$RESULTS"
@@ -125,7 +125,7 @@ pass_18() {
 
 pass_pg() {
     log "pytest with SDK 1.19 ($V19), every server on PostgreSQL"
-    if env -u DURAHUB_SERVER_PYTHON DURAHUB_TEST_BACKEND=postgres "$V19/bin/python" -m pytest -p no:cacheprovider \
+    if env -u DURAHUB_SERVER_PYTHON DURAHUB_TEST_BACKEND=postgres "$V19/bin/python" -m pytest -p no:cacheprovider --durations=15 \
         tests "$@"; then
         echo "pytest (SDK 1.19, PostgreSQL): ok" >> "$RESULTS"
     else
@@ -135,7 +135,7 @@ pass_pg() {
 
 pass_16() {
     log "Dapr runtime API with DaprClient 1.16 ($V16), server on $V19/bin/python"
-    if DURAHUB_SERVER_PYTHON="$V19/bin/python" "$V16/bin/python" -m pytest -p no:cacheprovider \
+    if DURAHUB_SERVER_PYTHON="$V19/bin/python" "$V16/bin/python" -m pytest -p no:cacheprovider --durations=15 \
         tests/protocol/test_dapr_runtime_api.py "$@"; then
         echo "pytest (DaprClient 1.16 runtime API): ok" >> "$RESULTS"
     else
