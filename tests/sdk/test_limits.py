@@ -6,6 +6,7 @@ from __future__ import annotations
 import dapr.ext.workflow as wf
 import pytest
 
+from testsupport.process import wait_until
 from testsupport.sdk import make_client, new_id, running_runtime, wait_for_status
 from testsupport.server import DurahubServer
 
@@ -37,7 +38,8 @@ def test_history_over_the_dispatch_budget_stalls_and_terminate_still_works(serve
 
         big = client.schedule_new_workflow(growing_wf, input=20, instance_id=new_id("big"))
         wait_for_status(client, big, wf.WorkflowStatus.STALLED, timeout=30)
-        assert "exceeds the dispatch budget" in srv.log_text()
+        wait_until(lambda: "exceeds the dispatch budget" in srv.log_text(), timeout=10,
+                   message="the stall's reason in the engine log")
 
         client.terminate_workflow(big, output="stopped")
         st = client.wait_for_workflow_completion(big, timeout_in_seconds=30)
@@ -70,7 +72,9 @@ def test_an_activity_whose_propagated_history_is_over_the_budget_stalls_its_call
 
         carried = client.schedule_new_workflow(propagating_wf, input=True, instance_id=new_id("carried"))
         wait_for_status(client, carried, wf.WorkflowStatus.STALLED, timeout=30)
-        assert "activity 'echo_len::" in srv.log_text()
+        # The stall is readable as soon as it commits; the engine logs it right after.
+        wait_until(lambda: "activity 'echo_len::" in srv.log_text(), timeout=10,
+                   message="the stall's reason in the engine log")
         client.terminate_workflow(carried)
         st = client.wait_for_workflow_completion(carried, timeout_in_seconds=30)
         assert st is not None and st.runtime_status == wf.WorkflowStatus.TERMINATED
