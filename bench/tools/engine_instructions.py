@@ -65,6 +65,7 @@ def measure(src: Path, workflow: str, n: int, concurrency: int, warmup: int, db:
         grpc_port, http_port = common.free_port(), common.free_port()
         database = str(Path(tmp) / "durahub.db") if db == "sqlite" else db
         engine_log = open(Path(tmp) / "engine.log", "wb")  # noqa: SIM115
+        worker_log = open(Path(tmp) / "worker.log", "wb")  # noqa: SIM115
         sink = None
         tracing_args: list[str] = []
         if tracing:
@@ -87,7 +88,7 @@ def measure(src: Path, workflow: str, n: int, concurrency: int, warmup: int, db:
             worker = subprocess.Popen(
                 [*(_callgrind(Path(tmp) / "worker.out") if count_worker else []), sys.executable, "-m",
                  "bench.apps.dapr_app", "--port", str(grpc_port)],
-                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO))
+                stdout=subprocess.PIPE, stderr=worker_log, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO))
             assert worker.stdout is not None
             if b"WORKER-READY" not in worker.stdout.readline():
                 raise RuntimeError("the worker did not start")
@@ -117,6 +118,7 @@ def measure(src: Path, workflow: str, n: int, concurrency: int, warmup: int, db:
             engine.send_signal(signal.SIGTERM)
             engine.wait(300)
             engine_log.close()
+            worker_log.close()
             if sink is not None:
                 sink.send_signal(signal.SIGTERM)
                 sink.wait(60)
