@@ -194,6 +194,14 @@ def next_item(call: Any, kind: str) -> Any:
     raise AssertionError(f"the stream ended before a {kind}")
 
 
+def start_raw(stub: Any, pb: Any, iid: str) -> None:
+    """Start `raw_wf` scheduled for now, so StartInstance returns without waiting for a first turn (the test
+    plays the worker itself)."""
+    start = pb.CreateInstanceRequest(instanceId=iid, name="raw_wf")
+    start.scheduledStartTimestamp.FromMicroseconds(int(time.time() * 1e6))
+    stub.StartInstance(start, timeout=10)
+
+
 @pytest.mark.timeout(120)
 def test_activity_of_a_worker_that_went_away_is_recoverable(server_factory: Callable[..., DurahubServer]) -> None:
     """As daprd: an activity attempt whose worker vanished counts as `recoverable`, its retry as `success`."""
@@ -206,9 +214,7 @@ def test_activity_of_a_worker_that_went_away_is_recoverable(server_factory: Call
     # A channel per worker: closing one ends its stream (the SDK's grpc instrumentation hides cancel()).
     with grpc.insecure_channel(address) as channel:
         stub = stubs.TaskHubSidecarServiceStub(channel)
-        start = pb.CreateInstanceRequest(instanceId=iid, name="raw_wf")
-        start.scheduledStartTimestamp.FromMicroseconds(int(time.time() * 1e6))  # now: StartInstance returns at once
-        stub.StartInstance(start, timeout=10)
+        start_raw(stub, pb, iid)
         first = stub.GetWorkItems(pb.GetWorkItemsRequest())
         turn = next_item(first, "workflowRequest")
         answer = pb.WorkflowResponse(instanceId=iid, completionToken=turn.completionToken)
@@ -243,9 +249,7 @@ def test_turn_of_a_worker_that_went_away_is_recoverable(server_factory: Callable
     address = f"127.0.0.1:{srv.grpc_port}"
     with grpc.insecure_channel(address) as channel:
         stub = stubs.TaskHubSidecarServiceStub(channel)
-        start = pb.CreateInstanceRequest(instanceId=iid, name="raw_wf")
-        start.scheduledStartTimestamp.FromMicroseconds(int(time.time() * 1e6))  # now: StartInstance returns at once
-        stub.StartInstance(start, timeout=10)
+        start_raw(stub, pb, iid)
         next_item(stub.GetWorkItems(pb.GetWorkItemsRequest()), "workflowRequest")
     # the first worker has gone away holding the turn: the engine hands it to the next one
     with grpc.insecure_channel(address) as channel:
